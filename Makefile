@@ -1,0 +1,48 @@
+# Going serverless on AWS with Python & SAM. `make help` lists the targets.
+# Every target sets itself up: the first run creates .venv with Python 3.13 and installs requirements.txt.
+
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+# Offline by default: fake credentials, no telemetry; SAM CLI and boto3 never reach a real account from here.
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= us-east-1
+# Put the venv first so that `sam build` finds python3.13 (the functions' runtime).
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.DEFAULT_GOAL := help
+.PHONY: help lab test lint build unit bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt
+	@base=$$(command -v python3.13 || command -v python3); \
+	if ! "$$base" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null; then \
+	  echo "This workshop needs Python 3.13 (the Lambda runtime's). Install it (pyenv install 3.13, or the conda route in README.md) and run make again."; exit 1; fi; \
+	test -x $(PY) || "$$base" -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+lab: $(VENV)/.installed ## JupyterLab on the notebooks (the main job)
+	$(BIN)/jupyter lab notebooks/
+
+lint: $(VENV)/.installed ## lint the SAM template (fails on any cfn-lint error or warning)
+	$(BIN)/cfn-lint sam-app/template.yaml
+	cd sam-app && ../$(BIN)/sam validate --lint
+
+build: $(VENV)/.installed ## sam build (python3.13, arm64)
+	cd sam-app && ../$(BIN)/sam build
+
+unit: $(VENV)/.installed ## the fast tests: the core and the handlers on moto
+	$(PY) -m pytest tests/unit tests/integration -q
+
+test: $(VENV)/.installed lint build ## everything CI checks: lint, sam build, every test
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.installed ## the benchmarks: ours side by side with the naive way and the floor
+	$(PY) -m benchmarks.thumbnails
+
+clean: ## remove build output and caches (keeps .venv)
+	rm -rf sam-app/.aws-sam .pytest_cache .workshop

@@ -1,0 +1,1 @@
+"""One module per Lambda function: each turns its event into one call of the core."""

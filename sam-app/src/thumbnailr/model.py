@@ -1,0 +1,209 @@
+"""The domain: photos, thumbnails, the monthly quota and the errors the API answers with. No AWS here."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+# Kept here rather than imported from imaging, so the API handlers never import Pillow at init.
+THUMBNAIL_FORMATS = ("JPEG", "PNG", "WEBP")
+MAX_THUMBNAIL_SIDE = 2048
+UPLOAD_CONTENT_TYPES = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP"}
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+THUMBNAIL_CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+THUMBNAIL_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+
+_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+class DomainError(Exception):
+    """An error the caller can act on; each maps to one HTTP status."""
+
+    status = 400
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequest(DomainError):
+    status = 400
+
+
+class NotFound(DomainError):
+    status = 404
+
+
+class NotReady(DomainError):
+    status = 409
+
+
+class QuotaExceeded(DomainError):
+    status = 429
+
+
+class PhotoMissing(Exception):
+    """The photo's object is gone from storage: retrying will not bring it back."""
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def is_id(value: object) -> bool:
+    return isinstance(value, str) and bool(_ID.match(value))
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def quota_month(moment: datetime) -> str:
+    """The quota period a moment falls in: its calendar month in UTC, e.g. "2026-11"."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m")
+
+
+@dataclass(frozen=True)
+class QuotaCharge:
+    """One thumbnail charged to a user's counter for one month, refused past ``limit``."""
+
+    user_id: str
+    month: str
+    limit: int
+
+
+@dataclass
+class Photo:
+    photo_id: str
+    owner: str
+    content_type: str
+    status: str = "pending"  # pending | ready | rejected
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    reason: str | None = None
+    created_at: str = field(default_factory=lambda: now_utc().isoformat())
+
+    @property
+    def object_key(self) -> str:
+        return photo_key(self.photo_id)
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "photo_id": self.photo_id,
+            "status": self.status,
+            "width": self.width,
+            "height": self.height,
+            "format": self.format,
+            "reason": self.reason,
+        }
+
+
+def photo_key(photo_id: str) -> str:
+    return f"photos/{photo_id}"
+
+
+def photo_id_from_key(key: str) -> str | None:
+    prefix, _, photo_id = key.partition("/")
+    return photo_id if prefix == "photos" and is_id(photo_id) else None
+
+
+@dataclass(frozen=True)
+class ThumbnailSpec:
+    photo_id: str
+    width: int
+    height: int
+    format: str
+
+
+@dataclass
+class Thumbnail:
+    thumbnail_id: str
+    photo_id: str
+    owner: str
+    width: int
+    height: int
+    format: str
+    quota_month: str
+    status: str = "pending"  # pending | ready | failed
+    reason: str | None = None
+    attempts: int = 0
+    created_at: str = field(default_factory=lambda: now_utc().isoformat())
+
+    @property
+    def object_key(self) -> str:
+        return f"thumbnails/{self.thumbnail_id}.{THUMBNAIL_EXTENSIONS[self.format]}"
+
+    @property
+    def content_type(self) -> str:
+        return THUMBNAIL_CONTENT_TYPES[self.format]
+
+    def command(self) -> dict[str, Any]:
+        """The "create thumbnail" command the worker receives (by SNS or by the table's stream)."""
+        return {
+            "thumbnail_id": self.thumbnail_id,
+            "photo_id": self.photo_id,
+            "owner": self.owner,
+            "width": self.width,
+            "height": self.height,
+            "format": self.format,
+        }
+
+    def public(self, url: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "thumbnail_id": self.thumbnail_id,
+            "photo_id": self.photo_id,
+            "status": self.status,
+            "width": self.width,
+            "height": self.height,
+            "format": self.format,
+        }
+        if url:
+            body["url"] = url
+        if self.status == "failed":
+            body["reason"] = self.reason
+        return body
+
+
+def parse_upload_request(body: Any) -> str:
+    """The content type of a requested upload, or InvalidRequest."""
+    _require_object(body, allowed={"content_type"})
+    content_type = body.get("content_type")
+    if content_type not in UPLOAD_CONTENT_TYPES:
+        raise InvalidRequest(f"content_type must be one of {', '.join(sorted(UPLOAD_CONTENT_TYPES))}")
+    return content_type
+
+
+def parse_thumbnail_request(body: Any) -> ThumbnailSpec:
+    """Validate a thumbnail request's JSON body into a ThumbnailSpec, or raise InvalidRequest."""
+    _require_object(body, allowed={"photo_id", "width", "height", "format"})
+    for name in ("photo_id", "width", "height", "format"):
+        if name not in body:
+            raise InvalidRequest(f"{name} is required")
+    photo_id = body["photo_id"]
+    if not isinstance(photo_id, str) or not photo_id:
+        raise InvalidRequest("photo_id must be a non-empty string")
+    width, height = (_side(body, name) for name in ("width", "height"))
+    fmt = body["format"]
+    if not isinstance(fmt, str) or fmt.upper() not in THUMBNAIL_FORMATS:
+        raise InvalidRequest(f"format must be one of {', '.join(THUMBNAIL_FORMATS)}")
+    return ThumbnailSpec(photo_id=photo_id, width=width, height=height, format=fmt.upper())
+
+
+def _side(body: dict, name: str) -> int:
+    value = body[name]
+    # bool is an int in Python; JSON true is not a size
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_THUMBNAIL_SIDE:
+        raise InvalidRequest(f"{name} must be a whole number of pixels from 1 to {MAX_THUMBNAIL_SIDE}")
+    return value
+
+
+def _require_object(body: Any, allowed: set[str]) -> None:
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise InvalidRequest(f"unknown field(s): {', '.join(unknown)[:200]}")
