@@ -1,0 +1,947 @@
+"""A local API Gateway REST API: Lambda proxy integration (payload format 1.0) on 127.0.0.1.
+
+``LocalApiGateway`` is what ``sam local start-api`` would be without Docker: it turns HTTP
+requests into the events a REST API sends to a Lambda proxy integration, calls ``invoke`` (the
+local Lambda runtime), and turns the function's answer back into HTTP the way API Gateway does,
+including API Gateway's own error answers. What it does, and where each behaviour comes from:
+
+Routing (REST API resources and methods)
+  * ``/Prod/photos/abc`` and ``/photos/abc`` both work (the stage prefix is optional locally).
+  * Per path segment a literal beats ``{param}``, which beats a greedy ``{proxy+}``; a greedy
+    parameter needs at least one segment. A trailing slash is ignored for matching but kept in
+    ``path``. The resource is chosen first, then the method on it (``ANY`` is the fallback), so a
+    method missing on the best resource is not rescued by a less specific one.
+  * Path parameters are passed percent-encoded, as received; query strings are decoded
+    (``+`` is a space), the last value wins in ``queryStringParameters``. (Recorded AWS events:
+    localstack ``tests/aws/services/apigateway/test_apigateway_lambda.snapshot.json``.)
+  * No resource/method: ``403 {"message":"Missing Authentication Token"}``; if the request has an
+    ``Authorization`` header, API Gateway tries to read it as SigV4 and says instead
+    ``403 {"message":"Invalid key=value pair (missing equal-sign) in Authorization header
+    (hashed with SHA-256 and encoded with Base64): '<b64 sha256>'."}``.
+
+Cognito authorizer (routes with ``authorized=True``)
+  * No/empty ``Authorization`` header: ``401 {"message":"Unauthorized"}``.
+  * Invalid token (forged, other pool, access token, alg none, ...): ``401 {"message":"Unauthorized"}``.
+  * Expired token: ``401 {"message":"The incoming token has expired"}`` (what the Cognito
+    authorizer answers; client code commonly matches on that message to refresh tokens).
+  * The header holds the raw ID token. ``Bearer <token>`` is accepted too: AWS's own workshop
+    tells you to test a Cognito authorizer with ``Bearer <token>``, and
+    amazon-cognito-identity-js#165 reports AWS Support confirming it works.
+  * The function sees ``requestContext.authorizer.claims``: every claim as a string, ``exp`` and
+    ``iat`` in Java's date format ("Fri Jul 29 18:52:53 UTC 2016"), booleans as "true"/"false"
+    (see amazon-cognito-identity-js#92 for a recorded example). Unauthorized routes have no
+    ``authorizer`` key at all.
+
+Lambda proxy response (what the function returns)
+  * A JSON object with only ``statusCode``, ``headers``, ``multiValueHeaders``, ``body``,
+    ``isBase64Encoded``; none is required (``{}`` is a 200 with an empty body), ``statusCode`` may
+    be a numeric string, header values may be strings or booleans, ``body`` a string or null.
+    Anything else (not JSON, not an object, an unknown key, wrong types) is a "Malformed Lambda
+    proxy response": ``502 {"message": "Internal server error"}``. (localstack's AWS-validated
+    ``test_lambda_aws_proxy_response_format`` and its ``_is_lambda_response_valid``.)
+  * A function error (``function_error`` set, e.g. "Unhandled"): 502 with the same body.
+  * Lambda refusing the invocation (``invoke`` raises; ``Throttled`` = Lambda's 429
+    TooManyRequestsException included): **500** ``{"message": "Internal server error"}``, not 429 —
+    "If the Lambda API rejects the invocation request, API Gateway returns a 500 error code. If the
+    function runs but returns an error, or returns a response in the wrong format, API Gateway
+    returns a 502." (AWS Lambda developer guide, "Handling Lambda errors with an API Gateway API";
+    the knowledge-center article "api-gateway-internal-server-error" lists Lambda throttling under
+    500s, and API Gateway's execution log reads "Lambda invocation failed with status: 429 ...
+    Method completed with status: 500"). API Gateway itself only answers 429 for *its own* throttles.
+  * ``isBase64Encoded: true`` bodies are decoded and sent as bytes (as when the API's binary media
+    types match); a body that is not valid base64 is ``500 {"message": "Internal server error"}``
+    (API_CONFIGURATION_ERROR). Without a Content-Type from the function, it is application/json.
+  * ``headers`` and ``multiValueHeaders`` are merged; for the same name multiValueHeaders wins.
+    Headers API Gateway reserves (Content-Length, Connection, Date, Server, WWW-Authenticate,
+    Authorization, Transfer-Encoding) come out renamed ``x-amzn-Remapped-<name>``.
+  * Integration timeout (29 s by default, ``integration_timeout_s``):
+    ``504 {"message": "Endpoint request timed out"}``.
+
+Requests
+  * Request bodies that are not UTF-8 are passed base64-encoded with ``isBase64Encoded: true``.
+  * Over 10 MB (``max_request_bytes``): ``413`` with the plain-text body API Gateway's front end
+    sends, "HTTP content length exceeded 10485760 bytes." (observed on a live REST API; the
+    documented REQUEST_TOO_LARGE gateway response is never reached for Content-Length bodies).
+  * ``Authorization`` and ``User-Agent`` are re-cased as CloudFront does; ``Content-Length`` and
+    ``Connection`` are not passed to the function; ``X-Forwarded-For/Port/Proto`` are added.
+
+Every response carries ``x-amzn-RequestId`` (= ``requestContext.requestId``) and
+``x-amz-apigw-id`` (= ``extendedRequestId``); API Gateway's own errors are application/json with
+``x-amzn-ErrorType``.
+
+Server: ``http.server.ThreadingHTTPServer`` on 127.0.0.1 (daemon threads), HTTP/1.1 keep-alive,
+TCP_NODELAY and one ``send`` per response (no Nagle/delayed-ACK stall), nothing printed to
+stderr: pass ``on_request`` to get one dict per request for an access log.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import http
+import http.server
+import json
+import logging
+import queue
+import re
+import secrets
+import selectors
+import socket
+import socketserver
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from email.utils import formatdate
+from typing import TYPE_CHECKING, Any, Protocol
+
+from workshop.cognito import JwksUnavailable, TokenInvalid
+
+if TYPE_CHECKING:
+    from workshop.cognito import CognitoVerifier
+
+__all__ = ["InvokeOutcome", "LocalApiGateway", "Route"]
+
+log = logging.getLogger(__name__)
+
+#: API Gateway's maximum payload size for REST APIs (10 MB).
+MAX_REQUEST_BYTES = 10 * 1024 * 1024
+#: REST API default (and, without a quota increase, maximum) integration timeout.
+INTEGRATION_TIMEOUT_S = 29.0
+
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"})
+_PROXY_KEYS = frozenset({"statusCode", "headers", "multiValueHeaders", "body", "isBase64Encoded"})
+# Response headers API Gateway does not pass through as-is but renames to x-amzn-Remapped-<name>.
+_REMAPPED = frozenset({"authorization", "connection", "content-length", "date", "server",
+                       "transfer-encoding", "www-authenticate"})
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_PARAM_RE = re.compile(r"^\{([A-Za-z0-9._-]+)(\+?)\}$")
+
+
+class InvokeOutcome(Protocol):
+    """What ``invoke(function, event)`` returns: the Lambda Invoke API's answer."""
+
+    @property
+    def payload(self) -> bytes: ...
+
+    @property
+    def function_error(self) -> str | None:  # None, or "Unhandled" (X-Amz-Function-Error)
+        ...
+
+
+@dataclass(frozen=True)
+class Route:
+    """One REST API method: ``method`` on resource ``path`` integrates with ``function``."""
+
+    method: str  # "GET", "POST", ... or "ANY"
+    path: str  # API Gateway resource path, e.g. "/photos/{photo_id}" or "/files/{proxy+}"
+    function: str  # the function to invoke
+    authorized: bool  # True => needs a valid Cognito ID token in the Authorization header
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+class _GatewayError(Exception):
+    """One of API Gateway's own answers."""
+
+    def __init__(self, status: int, message: str | None, error_type: str | None = None,
+                 log_error: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.error_type = error_type
+        self.log_error = log_error or message
+
+
+def _internal_error(status: int, why: str) -> _GatewayError:
+    return _GatewayError(status, "Internal server error", "InternalServerErrorException", why)
+
+
+def _request_time(epoch_s: float) -> str:
+    t = time.gmtime(epoch_s)
+    return f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year}:{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000"
+
+
+def _java_date(epoch_s: float) -> str:
+    """Java's Date.toString() in UTC, the format API Gateway uses for exp/iat in claims."""
+    t = time.gmtime(epoch_s)
+    return (f"{_DAYS[t.tm_wday]} {_MONTHS[t.tm_mon - 1]} {t.tm_mday:02d} "
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} UTC {t.tm_year}")
+
+
+def _claim_str(name: str, value: Any) -> str:
+    if name in ("exp", "iat") and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _java_date(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):  # e.g. cognito:groups
+        return ",".join(_claim_str("", v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def _apigw_id() -> str:
+    # Shaped like API Gateway's extendedRequestId / x-amz-apigw-id, e.g. "Fp5K2G3oIAMFxxQ=".
+    return base64.b64encode(secrets.token_bytes(10)).decode()
+
+
+def _resource_id(path: str) -> str:
+    digest = int.from_bytes(hashlib.sha1(path.encode()).digest()[:8], "big")
+    alphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = []
+    for _ in range(6 if path != "/" else 10):
+        digest, r = divmod(digest, 36)
+        out.append(alphabet[r])
+    return "".join(out)
+
+
+def _is_throttle(exc: BaseException) -> bool:
+    if any(cls.__name__ == "Throttled" for cls in type(exc).__mro__):
+        return True
+    error = getattr(exc, "response", None)
+    return isinstance(error, dict) and error.get("Error", {}).get("Code") == "TooManyRequestsException"
+
+
+class _Resource:
+    """A resource path with its methods, compiled for matching."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.resource_id = _resource_id(path)
+        self.methods: dict[str, Route] = {}
+        # Each segment: ("lit", text) | ("param", name) | ("greedy", name)
+        self.segments: list[tuple[str, str]] = []
+        for part in [p for p in path.split("/") if p] if path != "/" else []:
+            m = _PARAM_RE.match(part)
+            if m:
+                self.segments.append(("greedy" if m.group(2) else "param", m.group(1)))
+            elif "{" in part or "}" in part:
+                raise ValueError(f"route path {path!r}: {part!r} is not a valid path segment "
+                                 "(a parameter must be a whole segment, e.g. {photo_id})")
+            else:
+                self.segments.append(("lit", part))
+        for kind, _ in self.segments[:-1]:
+            if kind == "greedy":
+                raise ValueError(f"route path {path!r}: a greedy {{name+}} parameter must be the last segment")
+        # Two resources with the same shape but different parameter names clash.
+        self.shape = tuple((kind, text if kind == "lit" else "") for kind, text in self.segments)
+
+    def match(self, segments: list[str]) -> tuple[tuple[int, ...], dict[str, str]] | None:
+        """(rank, path parameters) if this resource matches; higher rank = more specific."""
+        rank: list[int] = []
+        params: dict[str, str] = {}
+        for i, (kind, text) in enumerate(self.segments):
+            if kind == "greedy":
+                rest = segments[i:]
+                if not rest:
+                    return None
+                params[text] = "/".join(rest)
+                rank.append(0)
+                return tuple(rank), params
+            if i >= len(segments):
+                return None
+            segment = segments[i]
+            if kind == "lit":
+                if urllib.parse.unquote(segment) != text:
+                    return None
+                rank.append(2)
+            else:
+                if not segment:
+                    return None
+                params[text] = segment
+                rank.append(1)
+        if len(segments) != len(self.segments):
+            return None
+        return tuple(rank), params
+
+
+class _Call:
+    __slots__ = ("args", "done", "error", "fn", "result")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.fn, self.args = fn, args
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.result = self.fn(*self.args)
+        except BaseException as e:  # noqa: BLE001 - handed back to the waiting request thread
+            self.error = e
+        finally:
+            self.done.set()
+
+
+class _DaemonPool:
+    """Runs integration calls on reusable daemon threads so a request can stop waiting after the
+    integration timeout (the call itself goes on, as a Lambda invocation does when API Gateway
+    gives up). Daemon threads: a stuck function never blocks interpreter exit."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._closed = False
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> _Call:
+        call = _Call(fn, args)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the gateway is stopped")
+            reuse = self._idle > 0
+            if reuse:
+                self._idle -= 1
+        if reuse:
+            self._queue.put(call)
+        else:
+            threading.Thread(target=self._work, args=(call,), name="apigw-integration", daemon=True).start()
+        return call
+
+    def _work(self, call: _Call | None) -> None:
+        while call is not None:
+            call.run()
+            with self._lock:
+                if self._closed:
+                    return
+                self._idle += 1
+            call = self._queue.get()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, 0
+        for _ in range(idle):
+            self._queue.put(None)
+
+
+# -- the HTTP side --------------------------------------------------------------------------------
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    # SO_REUSEADDR lets a restarted gateway reuse its port at once on POSIX; on Windows it would
+    # let two servers share a port, so a busy port would not be reported.
+    allow_reuse_address = sys.platform != "win32"
+    allow_reuse_port = False
+
+    def __init__(self, address: tuple[str, int], gateway: LocalApiGateway) -> None:
+        self.gateway = gateway
+        self.connections: set[socket.socket] = set()
+        self.handlers: set[threading.Thread] = set()
+        self.connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind also calls socket.getfqdn(), a reverse DNS lookup that can take
+        # seconds on some laptops; nothing here needs the server's name.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        me = threading.current_thread()
+        with self.connections_lock:
+            self.handlers.add(me)
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self.connections_lock:
+                self.handlers.discard(me)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.connections_lock:
+            self.connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.connections_lock:
+            self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return  # clients hang up: not worth a word
+        log.exception("LocalApiGateway: error while handling a request from %s", client_address)
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "LocalApiGateway"
+    disable_nagle_algorithm = True  # TCP_NODELAY: with one send per response, no 40 ms stall
+    timeout = 300  # idle keep-alive connections are closed after this many seconds
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        log.debug("%s - " + format, self.address_string(), *args)
+
+    def handle_one_request(self) -> None:
+        try:
+            self.raw_requestline = self.rfile.readline(65537)
+            if len(self.raw_requestline) > 65536:
+                self.requestline = self.request_version = self.command = ""
+                self.send_error(http.HTTPStatus.REQUEST_URI_TOO_LONG)
+                return
+            if not self.raw_requestline:
+                self.close_connection = True
+                return
+            if not self.parse_request():
+                return
+            self.server.gateway._serve(self)
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True
+
+
+# -- the gateway ----------------------------------------------------------------------------------
+
+
+class LocalApiGateway:
+    """A REST API (Lambda proxy integrations, optional Cognito authorizer) served on 127.0.0.1."""
+
+    def __init__(
+        self,
+        *,
+        routes: Sequence[Route],
+        invoke: Callable[[str, dict], InvokeOutcome],
+        verifier: CognitoVerifier | None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        stage: str = "Prod",
+        api_id: str = "local",
+        region: str = "us-east-1",
+        account_id: str = "123456789012",
+        on_request: Callable[[dict], None] | None = None,
+        integration_timeout_s: float | None = INTEGRATION_TIMEOUT_S,
+        max_request_bytes: int = MAX_REQUEST_BYTES,
+    ) -> None:
+        if not stage or not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", stage):
+            raise ValueError(f"stage {stage!r}: only letters, digits, '-' and '_' (at most 128)")
+        self._resources: list[_Resource] = []
+        by_path: dict[str, _Resource] = {}
+        shapes: dict[tuple[Any, ...], _Resource] = {}
+        for route in routes:
+            method = route.method.upper()
+            if method not in _METHODS:
+                raise ValueError(f"route {route}: method must be one of {sorted(_METHODS)}")
+            if not route.path.startswith("/"):
+                raise ValueError(f"route {route}: path must start with '/'")
+            path = route.path if route.path == "/" else route.path.rstrip("/")
+            resource = by_path.get(path)
+            if resource is None:
+                resource = _Resource(path)
+                clash = shapes.get(resource.shape)
+                if clash is not None:
+                    raise ValueError(f"routes {clash.path!r} and {path!r} are the same resource with "
+                                     "different parameter names (API Gateway refuses this)")
+                shapes[resource.shape] = by_path[path] = resource
+                self._resources.append(resource)
+            if method in resource.methods:
+                raise ValueError(f"two routes for {method} {path}")
+            if route.authorized and verifier is None:
+                raise ValueError(f"route {method} {path} is authorized but no verifier was given")
+            resource.methods[method] = Route(method, path, route.function, route.authorized)
+        self._invoke = invoke
+        self._verifier = verifier
+        self._host = host
+        self._port = port
+        self.stage = stage
+        self.api_id = api_id
+        self.region = region
+        self.account_id = account_id
+        self._on_request = on_request
+        self._timeout = integration_timeout_s
+        self._max_request_bytes = max_request_bytes
+        self._deployment_id = _resource_id(secrets.token_hex(8))
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._pool: _DaemonPool | None = None
+        self._wake: tuple[socket.socket, socket.socket] | None = None
+        self._lifecycle = threading.Lock()
+        self._date_cache: tuple[int, str] = (0, "")
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Listen and serve in a background thread; returns once connections are accepted."""
+        with self._lifecycle:
+            if self._server is not None:
+                raise RuntimeError("LocalApiGateway is already started")
+            try:
+                server = _Server((self._host, self._port), self)
+            except OSError as e:
+                raise OSError(e.errno, f"LocalApiGateway cannot listen on {self._host}:{self._port}: "
+                                       f"{e.strerror or e} (is another server using that port? "
+                                       "port=0 picks a free one)") from e
+            self._pool = _DaemonPool()
+            self._server = server
+            self._wake = socket.socketpair()
+            self._thread = threading.Thread(target=self._accept_loop, args=(server, self._wake[0]),
+                                            name=f"apigw-{server.server_address[1]}", daemon=True)
+            self._thread.start()
+
+    @staticmethod
+    def _accept_loop(server: _Server, wake: socket.socket) -> None:
+        # serve_forever() polls for its shutdown flag; this loop is woken by stop() instead, so
+        # stopping is immediate and an idle gateway does not wake up at all.
+        with selectors.DefaultSelector() as selector:
+            selector.register(server, selectors.EVENT_READ)
+            selector.register(wake, selectors.EVENT_READ)
+            while True:
+                for key, _ in selector.select():
+                    if key.fileobj is wake:
+                        return
+                    server._handle_request_noblock()  # accept + a handler thread (what serve_forever does)
+
+    def stop(self) -> None:
+        """Stop serving, close every connection and join the server thread. Idempotent."""
+        with self._lifecycle:
+            server, thread, pool, wake = self._server, self._thread, self._pool, self._wake
+            self._server = self._thread = self._pool = self._wake = None
+        if server is None:
+            return
+        assert thread is not None and pool is not None and wake is not None
+        wake[1].send(b"x")
+        thread.join()
+        server.server_close()
+        for end in wake:
+            end.close()
+        with server.connections_lock:
+            connections = list(server.connections)
+            handlers = list(server.handlers)
+        for conn in connections:  # wake handler threads waiting on idle keep-alive connections
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        # Let requests in flight finish (and their on_request records land), but do not wait for
+        # a slow function: its thread is a daemon and its client has been disconnected.
+        deadline = time.monotonic() + 2.0
+        for handler in handlers:
+            handler.join(max(0.0, deadline - time.monotonic()))
+        pool.close()
+
+    def __enter__(self) -> LocalApiGateway:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        server = self._server
+        if server is None:
+            raise RuntimeError("LocalApiGateway is not started: call start() (or use it in a with block)")
+        return server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT/`` (requests may add the stage: ``<url>Prod/...``)."""
+        return f"http://{self._host}:{self.port}/"
+
+    # -- one request ----------------------------------------------------------------------------
+
+    def _serve(self, h: _Handler) -> None:
+        started = time.perf_counter()
+        now = time.time()
+        request_id = str(uuid.uuid4())
+        apigw_id = _apigw_id()
+        method = h.command
+        raw_target = h.path
+        info: dict[str, Any] = {"method": method, "path": raw_target.split("?", 1)[0],
+                                "request_id": request_id, "function": None, "error": None}
+        try:
+            status, headers, body = self._handle(h, now, request_id, apigw_id, info)
+        except _GatewayError as e:
+            status, headers, body = self._gateway_error(e, info)
+        except (ConnectionError, TimeoutError):
+            raise  # the client went away: nothing to answer
+        except Exception as e:  # a bug here must still answer the client
+            log.exception("LocalApiGateway: internal error")
+            status, headers, body = self._gateway_error(_internal_error(500, f"gateway bug: {e!r}"), info)
+        self._send(h, status, headers, body, request_id, apigw_id)
+        info["status"] = status
+        info["latency_ms"] = (time.perf_counter() - started) * 1000.0
+        if self._on_request is not None:
+            try:
+                self._on_request(info)
+            except Exception:
+                log.exception("LocalApiGateway: on_request hook failed")
+
+    @staticmethod
+    def _gateway_error(e: _GatewayError, info: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+        info["error"] = e.log_error
+        if e.status == 413:  # the front end's answer: plain text, and the unread body ends the connection
+            return 413, [("Content-Type", "text/plain"), ("Connection", "close")], (e.message or "").encode()
+        headers = [("Content-Type", "application/json")]
+        if e.error_type:
+            headers.append(("x-amzn-ErrorType", e.error_type))
+        return e.status, headers, json.dumps({"message": e.message}).encode()
+
+    def _read_body(self, h: _Handler) -> bytes:
+        limit = self._max_request_bytes
+        too_long = _GatewayError(413, f"HTTP content length exceeded {limit} bytes.", None,
+                                 "request body too large")
+        if "chunked" in (h.headers.get("Transfer-Encoding") or "").lower():
+            chunks, total = [], 0
+            while True:
+                size_line = h.rfile.readline(1024)
+                if not size_line:
+                    raise ConnectionError("client closed the connection mid-body")
+                try:
+                    size = int(size_line.split(b";", 1)[0].strip(), 16)
+                except ValueError:
+                    h.close_connection = True
+                    raise _GatewayError(400, "Bad Request", None, "invalid chunked body") from None
+                if size == 0:
+                    while h.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    break
+                total += size
+                if total > limit:
+                    h.close_connection = True
+                    raise too_long
+                chunks.append(h.rfile.read(size))
+                h.rfile.readline(3)
+            return b"".join(chunks)
+        length_header = h.headers.get("Content-Length")
+        if not length_header:
+            return b""
+        try:
+            length = int(length_header)
+            if length < 0:
+                raise ValueError(length_header)
+        except ValueError:
+            h.close_connection = True
+            raise _GatewayError(400, "Bad Request", None, "invalid Content-Length") from None
+        if length > limit:
+            h.close_connection = True
+            raise too_long
+        body = h.rfile.read(length) if length else b""
+        if len(body) < length:
+            raise ConnectionError("client closed the connection mid-body")
+        return body
+
+    def _route(self, segments: list[str]) -> tuple[_Resource, dict[str, str]] | None:
+        best: tuple[tuple[int, ...], _Resource, dict[str, str]] | None = None
+        for resource in self._resources:
+            m = resource.match(segments)
+            if m is not None and (best is None or m[0] > best[0]):
+                best = (m[0], resource, m[1])
+        return None if best is None else (best[1], best[2])
+
+    def _handle(self, h: _Handler, now: float, request_id: str, apigw_id: str,
+                info: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+        method = h.command
+        target = h.path
+        if target.startswith(("http://", "https://")):  # absolute-form request target
+            parts = urllib.parse.urlsplit(target)
+            target = parts.path + ("?" + parts.query if parts.query else "")
+        raw_path, _, raw_query = target.partition("?")
+        raw_query = raw_query.split("#", 1)[0]
+        if not raw_path.startswith("/"):
+            raw_path = "/" + raw_path
+        body = self._read_body(h)
+
+        stage_prefix = "/" + self.stage
+        if raw_path == stage_prefix or raw_path.startswith(stage_prefix + "/"):
+            path = raw_path[len(stage_prefix):] or "/"
+        else:
+            path = raw_path
+
+        segments = path.split("/")[1:]
+        if segments and segments[-1] == "":
+            segments.pop()  # a trailing slash does not change the resource
+        found = self._route(segments)
+        route = None
+        if found is not None:
+            resource, path_params = found
+            route = resource.methods.get(method) or resource.methods.get("ANY")
+        authorization = h.headers.get("Authorization")
+        if route is None:
+            if authorization:
+                digest = base64.b64encode(hashlib.sha256(authorization.encode("utf-8", "surrogateescape"))
+                                          .digest()).decode()
+                raise _GatewayError(
+                    403, "Invalid key=value pair (missing equal-sign) in Authorization header "
+                         f"(hashed with SHA-256 and encoded with Base64): '{digest}'.",
+                    "IncompleteSignatureException", "no such resource/method (Authorization header present)")
+            raise _GatewayError(403, "Missing Authentication Token", "MissingAuthenticationTokenException",
+                                "no such resource/method")
+        info["function"] = route.function
+        info["resource"] = resource.path
+
+        claims = None
+        if route.authorized:
+            claims = self._authorize(authorization, info)
+
+        event = self._event(h, now, request_id, apigw_id, method, path, raw_query, body,
+                            resource, route, path_params, claims)
+        outcome = self._call(route.function, event)
+        return self._proxy_response(outcome)
+
+    def _authorize(self, authorization: str | None, info: dict[str, Any]) -> dict[str, str]:
+        assert self._verifier is not None
+        token = (authorization or "").strip()
+        if token[:7].lower() == "bearer ":
+            token = token[7:].strip()
+        if not token:
+            raise _GatewayError(401, "Unauthorized", "UnauthorizedException", "no Authorization header")
+        try:
+            claims = self._verifier.verify(token)
+        except TokenInvalid as e:
+            if e.reason == "expired":
+                raise _GatewayError(401, "The incoming token has expired", "UnauthorizedException",
+                                    f"token invalid: {e}") from None
+            raise _GatewayError(401, "Unauthorized", "UnauthorizedException", f"token invalid: {e}") from None
+        except JwksUnavailable as e:  # AUTHORIZER_CONFIGURATION_ERROR
+            log.warning("LocalApiGateway: %s", e)
+            raise _GatewayError(500, None, "AuthorizerConfigurationException", str(e)) from None
+        info["principal"] = claims.get("sub")
+        return {name: _claim_str(name, value) for name, value in claims.items()}
+
+    def _event(self, h: _Handler, now: float, request_id: str, apigw_id: str, method: str, path: str,
+               raw_query: str, body: bytes, resource: _Resource, route: Route,
+               path_params: dict[str, str], claims: dict[str, str] | None) -> dict[str, Any]:
+        headers: dict[str, str] = {}
+        multi: dict[str, list[str]] = {}
+        spelled: dict[str, str] = {}  # lower-case name -> the spelling first seen
+        client_ip = h.client_address[0]
+
+        def add(name: str, value: str) -> None:
+            lower = name.lower()
+            if lower == "authorization":
+                name = "Authorization"
+            elif lower == "user-agent":
+                name = "User-Agent"
+            key = spelled.setdefault(lower, name)
+            headers[key] = value
+            multi.setdefault(key, []).append(value)
+
+        for name, value in h.headers.items():
+            if name.lower() in ("content-length", "connection", "transfer-encoding"):
+                continue
+            add(name, value)
+        forwarded_for = spelled.get("x-forwarded-for")
+        if forwarded_for:
+            headers[forwarded_for] = multi[forwarded_for][-1] = f"{headers[forwarded_for]}, {client_ip}"
+        else:
+            add("X-Forwarded-For", client_ip)
+        if "x-forwarded-port" not in spelled:
+            add("X-Forwarded-Port", str(h.server.server_address[1]))
+        if "x-forwarded-proto" not in spelled:
+            add("X-Forwarded-Proto", "http")
+
+        query: dict[str, str] = {}
+        multi_query: dict[str, list[str]] = {}
+        for name, value in urllib.parse.parse_qsl(raw_query, keep_blank_values=True):
+            query[name] = value
+            multi_query.setdefault(name, []).append(value)
+
+        if not body:
+            body_field, is_b64 = None, False
+        else:
+            try:
+                body_field, is_b64 = body.decode("utf-8"), False
+            except UnicodeDecodeError:
+                body_field, is_b64 = base64.b64encode(body).decode("ascii"), True
+
+        host = headers.get(spelled.get("host", "Host")) or f"{self._host}:{h.server.server_address[1]}"
+        user_agent = headers.get("User-Agent")
+        request_context: dict[str, Any] = {
+            "accountId": self.account_id,
+            "apiId": self.api_id,
+        }
+        if claims is not None:
+            request_context["authorizer"] = {"claims": claims}
+        request_context.update({
+            "deploymentId": self._deployment_id,
+            "domainName": host,
+            "domainPrefix": host.split(":", 1)[0].split(".", 1)[0],
+            "extendedRequestId": apigw_id,
+            "httpMethod": method,
+            "identity": {
+                "accessKey": None,
+                "accountId": None,
+                "caller": None,
+                "cognitoAuthenticationProvider": None,
+                "cognitoAuthenticationType": None,
+                "cognitoIdentityId": None,
+                "cognitoIdentityPoolId": None,
+                "principalOrgId": None,
+                "sourceIp": client_ip,
+                "user": None,
+                "userAgent": user_agent,
+                "userArn": None,
+            },
+            "path": f"/{self.stage}{path}",
+            "protocol": h.request_version,
+            "requestId": request_id,
+            "requestTime": _request_time(now),
+            "requestTimeEpoch": int(now * 1000),
+            "resourceId": resource.resource_id,
+            "resourcePath": resource.path,
+            "stage": self.stage,
+        })
+        return {
+            "resource": resource.path,
+            "path": path,
+            "httpMethod": method,
+            "headers": headers or None,
+            "multiValueHeaders": multi or None,
+            "queryStringParameters": query or None,
+            "multiValueQueryStringParameters": multi_query or None,
+            "pathParameters": path_params or None,
+            "stageVariables": None,
+            "requestContext": request_context,
+            "body": body_field,
+            "isBase64Encoded": is_b64,
+        }
+
+    def _call(self, function: str, event: dict[str, Any]) -> InvokeOutcome:
+        try:
+            if self._timeout is None:
+                return self._invoke(function, event)
+            pool = self._pool
+            if pool is None:
+                raise RuntimeError("the gateway is stopped")
+            call = pool.submit(self._invoke, function, event)
+            if not call.done.wait(self._timeout):
+                raise _GatewayError(504, "Endpoint request timed out", None,
+                                    f"integration timed out after {self._timeout} s")
+            if call.error is not None:
+                raise call.error
+            return call.result
+        except _GatewayError:
+            raise
+        except Exception as e:
+            # The Lambda API refused the invocation: API Gateway answers 500 (not 502, not 429).
+            if _is_throttle(e):
+                raise _internal_error(500, "Lambda invocation failed with status: 429 "
+                                           "(TooManyRequestsException, Rate Exceeded)") from None
+            log.warning("LocalApiGateway: invoking %s failed: %r", function, e)
+            raise _internal_error(500, f"Lambda invocation failed: {type(e).__name__}: {e}") from None
+
+    @staticmethod
+    def _proxy_response(outcome: InvokeOutcome) -> tuple[int, list[tuple[str, str]], bytes]:
+        payload = outcome.payload
+        if isinstance(payload, str):
+            payload = payload.encode()
+        if outcome.function_error:
+            raise _internal_error(502, f"Lambda function error ({outcome.function_error})")
+        malformed = _internal_error(502, "Execution failed due to configuration error: "
+                                         "Malformed Lambda proxy response")
+        try:
+            response = json.loads(payload)
+        except (ValueError, TypeError):
+            raise malformed from None
+        if not isinstance(response, dict) or not response.keys() <= _PROXY_KEYS:
+            raise malformed
+
+        status_code = response.get("statusCode")
+        if status_code is None:
+            status = 200
+        elif isinstance(status_code, int) and not isinstance(status_code, bool):
+            status = status_code
+        elif isinstance(status_code, str) and status_code.strip().isdigit():
+            status = int(status_code)
+        else:
+            raise malformed
+        if not 200 <= status <= 599:  # a 1xx cannot be a final HTTP response
+            raise malformed
+
+        def header_value(value: Any) -> str:
+            if isinstance(value, bool):
+                return "true" if value else "false"
+            if not isinstance(value, str) or "\r" in value or "\n" in value:
+                raise malformed
+            return value
+
+        merged: dict[str, list[str]] = {}
+        single = response.get("headers")
+        if single is not None:
+            if not isinstance(single, dict):
+                raise malformed
+            for name, value in single.items():
+                merged[name] = [header_value(value)]
+        multi = response.get("multiValueHeaders")
+        if multi is not None:
+            if not isinstance(multi, dict):
+                raise malformed
+            for name, values in multi.items():
+                if not isinstance(values, list):
+                    raise malformed
+                merged[name] = [header_value(v) for v in values]  # multiValueHeaders wins
+
+        body = response.get("body")
+        is_b64 = response.get("isBase64Encoded")
+        if body is not None and not isinstance(body, str):
+            raise malformed
+        if is_b64 is not None and not isinstance(is_b64, bool):
+            raise malformed
+        if body is None:
+            data = b""
+        elif is_b64:
+            try:
+                data = base64.b64decode(body, validate=True)
+            except (binascii.Error, ValueError):
+                raise _internal_error(500, "Execution failed due to configuration error: "
+                                           "Unable to base64 decode the body") from None
+        else:
+            data = body.encode("utf-8", "surrogatepass")
+
+        headers: list[tuple[str, str]] = []
+        has_content_type = False
+        for name, values in merged.items():
+            if not name or any(c in name for c in "\r\n: \t"):
+                raise malformed
+            lower = name.lower()
+            if lower in _REMAPPED:
+                name = "x-amzn-Remapped-" + name
+            elif lower == "content-type":
+                has_content_type = True
+            headers.extend((name, v) for v in values)
+        if not has_content_type:
+            headers.insert(0, ("Content-Type", "application/json"))
+        return status, headers, data
+
+    def _http_date(self) -> str:
+        now = int(time.time())
+        cached = self._date_cache
+        if cached[0] != now:
+            cached = (now, formatdate(now, usegmt=True))
+            self._date_cache = cached
+        return cached[1]
+
+    def _send(self, h: _Handler, status: int, headers: list[tuple[str, str]], body: bytes,
+              request_id: str, apigw_id: str) -> None:
+        try:
+            reason = http.HTTPStatus(status).phrase
+        except ValueError:
+            reason = ""
+        no_body = h.command == "HEAD" or status < 200 or status in (204, 304)
+        lines = [f"{h.protocol_version} {status} {reason}",
+                 f"Date: {self._http_date()}"]
+        lines.extend(f"{name}: {value}" for name, value in headers)
+        if not (status < 200 or status == 204):
+            lines.append(f"Content-Length: {len(body)}")
+        lines.append(f"x-amzn-RequestId: {request_id}")
+        lines.append(f"x-amz-apigw-id: {apigw_id}")
+        if any(name == "Connection" and value == "close" for name, value in headers):
+            h.close_connection = True
+        elif h.close_connection:  # the client asked for it, or the request could not be read to its end
+            lines.append("Connection: close")
+        elif h.request_version == "HTTP/1.0":
+            lines.append("Connection: keep-alive")  # parse_request kept it open: the client asked
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+        h.wfile.write(head if no_body else head + body)  # one write => one send()
