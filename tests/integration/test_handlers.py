@@ -16,6 +16,8 @@ from PIL import Image
 from thumbnailr.adapters.s3 import S3ObjectStore
 from thumbnailr.model import new_id
 
+from unit.test_imaging import jpeg_declaring, png_declaring
+
 from .conftest import REGION, load_event
 
 ADA, BOB = "0d3f9a1e-ada0-4c55-9a00-000000000001", "0d3f9a1e-b0b0-4c55-9a00-000000000002"
@@ -305,3 +307,31 @@ class TestCreateThumbnail:
         # when every record fails, Powertools raises so that Lambda retries the whole batch
         with pytest.raises(BatchProcessingError, match="All records failed"):
             invoke("CreateThumbnailFunction", {"Records": event["Records"][:1]})
+
+
+def _gif() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (30, 20)).save(out, "GIF")
+    return out.getvalue()
+
+
+class TestUploadRejections:
+    @pytest.mark.parametrize(
+        "make, reason",
+        [
+            (lambda: b"", "not an image"),
+            (lambda: b"%PDF-1.7 not a photo", "not an image"),
+            (_gif, "format GIF is not allowed (JPEG, PNG, WEBP)"),
+            (lambda: png_declaring(8000, 6000), "image is 48.0 megapixels, over the 40 megapixel limit"),
+            (lambda: png_declaring(20_000, 20_000), "image is 400.0 megapixels, over the 40 megapixel limit"),
+            (lambda: jpeg_declaring(20_000, 20_000), "image is 400.0 megapixels, over the 40 megapixel limit"),
+            (lambda: jpeg()[:300], "image is truncated or corrupt"),
+        ],
+        ids=["empty", "pdf", "gif", "48-megapixels", "png-bomb", "jpeg-bomb", "truncated"],
+    )
+    def test_each_rejection_reason_is_recorded_and_the_upload_removed(self, stack, invoke, make, reason):
+        photo_id = upload(stack, invoke, make())
+        status, body = answer(invoke("GetPhotoFunction", api_event("get_photo", path={"photo_id": photo_id})))
+        assert (status, body["status"], body["reason"]) == (200, "rejected", reason)
+        listing = boto3.client("s3", region_name=REGION).list_objects_v2(Bucket=stack.names["PhotosBucket"])
+        assert listing.get("KeyCount", 0) == 0
