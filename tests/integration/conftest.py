@@ -107,6 +107,10 @@ def invoke(stack, monkeypatch, lambda_context):
 
     def call(function: str, event: dict):
         props = TEMPLATE["Resources"][function]["Properties"]
+        for other in TEMPLATE["Resources"]:  # each call sees only its own function's variables
+            if TEMPLATE["Resources"][other]["Type"] == "AWS::Serverless::Function":
+                for name in stack.environment(other):
+                    monkeypatch.delenv(name, raising=False)
         for name, value in stack.environment(function).items():
             monkeypatch.setenv(name, value)
         monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "thumbnailr")

@@ -48,7 +48,8 @@ def photos():
 def thumbnails():
     from thumbnailr.adapters.dynamodb import DynamoThumbnailRepository
 
-    return DynamoThumbnailRepository(client("dynamodb"), env("THUMBNAILS_TABLE"), env("QUOTA_TABLE"))
+    # only the functions that spend or refund quota are given its table
+    return DynamoThumbnailRepository(client("dynamodb"), env("THUMBNAILS_TABLE"), os.environ.get("QUOTA_TABLE"))
 
 
 @functools.cache

