@@ -12,7 +12,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help lab test lint build unit bench clean
+.PHONY: help lab test lint build unit notebooks exercises bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -23,6 +23,8 @@ $(VENV)/.installed: requirements.txt
 	  echo "This workshop needs Python 3.13 (the Lambda runtime's). Install it (pyenv install 3.13, or the conda route in README.md) and run make again."; exit 1; fi; \
 	test -x $(PY) || "$$base" -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@# the workshop package and the app's source importable from notebooks, as from tests
+	@printf '%s\n' "$(CURDIR)" "$(CURDIR)/sam-app/src" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/workshop.pth"
 	@touch $@
 
 lab: $(VENV)/.installed ## JupyterLab on the notebooks (the main job)
@@ -38,8 +40,15 @@ build: $(VENV)/.installed ## sam build (python3.13, arm64)
 unit: $(VENV)/.installed ## the fast tests: the core and the handlers on moto
 	$(PY) -m pytest tests/unit tests/integration -q
 
-test: $(VENV)/.installed lint build ## everything CI checks: lint, sam build, every test
+test: $(VENV)/.installed lint build ## everything CI checks: lint, sam build, every test, every notebook
 	$(PY) -m pytest -q
+	$(MAKE) notebooks
+
+notebooks: $(VENV)/.installed ## run the notebooks and the solutions with nbval (outputs compared)
+	$(PY) -m pytest -q --nbval notebooks solutions --nbval-sanitize-with .nbval-sanitize.cfg --nbval-cell-timeout 300 -p no:cacheprovider
+
+exercises: $(VENV)/.installed ## remake exercises/ from solutions/ (after editing a solution)
+	$(PY) -m workshop.exercises
 
 bench: $(VENV)/.installed ## the benchmarks: ours side by side with the naive way and the floor
 	$(PY) -m benchmarks.thumbnails

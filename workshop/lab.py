@@ -152,3 +152,16 @@ def show(images: dict[str, bytes] | Iterable[tuple[str, bytes]], size: float = 3
         axis.axis("off")
     plt.tight_layout()
     plt.show()
+
+
+def sam(*args: str, cwd: Path | None = None, check: bool = False) -> "subprocess.CompletedProcess[str]":
+    """Run SAM CLI (the one installed beside this Python) in sam-app/, offline and without telemetry."""
+    import os
+    import subprocess
+    import sys
+
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), "SAM_CLI_TELEMETRY": "0"}
+    env.setdefault("AWS_DEFAULT_REGION", config.region())
+    return subprocess.run([str(Path(bin_dir) / "sam"), *args], cwd=cwd or config.repo_root() / "sam-app",
+                          env=env, capture_output=True, text=True, check=check)
