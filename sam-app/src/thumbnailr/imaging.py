@@ -77,13 +77,16 @@ _RESAMPLE = Image.Resampling.BICUBIC  # ImageOps.fit's default: sharp enough, ch
 # reference: 45 dB PSNR (2.0: 46 dB, no reduce: 47 dB) in 70% of 2.0's time, 45% of no reduce's.
 _REDUCING_GAP = 1.5
 _JPEG_QUALITY = 85
+# Encoder effort, measured on a 512x512 photo thumbnail (ms, KB):
 _SAVE_OPTIONS = {
-    # optimize=True makes Huffman tables per image: ~2-5% smaller, a second pass.
+    # optimize=True (per-image Huffman tables): 2% smaller for twice the time (1.5 -> 3.5).
     "JPEG": {"quality": _JPEG_QUALITY, "optimize": False},
-    "PNG": {"compress_level": 6},
-    "WEBP": {"quality": 80, "method": 4},
+    # zlib level 3 instead of Pillow's 6: 9% larger, 45% less time (108 -> 61).
+    "PNG": {"compress_level": 3},
+    # method 2 instead of libwebp's 4: 5% larger, 55% less time (49 -> 21).
+    "WEBP": {"quality": 80, "method": 2},
 }
-_MAX_BOX_SIDE = 10_000  # a thumbnail, not a poster: bounds the memory a caller can ask for
+_MAX_BOX_SIDE = 4096  # a thumbnail, not a poster: bounds the memory a caller can ask for
 
 
 class ImageRejected(Exception):
@@ -281,8 +284,9 @@ def _decode(img: Image.Image, scale: int) -> None:
         if scale > 1 and _format_of(img) == "JPEG":
             width, height = img.size
             # draft() picks the largest scale that keeps the image at least the
-            # size we pass; W // scale x H // scale makes that exactly ``scale``.
-            img.draft("RGB", (width // scale, height // scale))
+            # size we pass; W // scale x H // scale makes that exactly ``scale``
+            # (or less for an image under 8 pixels wide: never 0, draft divides by it).
+            img.draft("RGB", (max(1, width // scale), max(1, height // scale)))
         img.load()
     except _DECODE_ERRORS:
         raise ImageRejected("image is truncated or corrupt") from None
@@ -373,7 +377,10 @@ def _to_srgb(img: Image.Image, colour: _Colour) -> Image.Image:
     target = "RGBA" if img.mode in ("LA", "RGBA") else "RGB"
     transform = _srgb_transform(colour.icc_profile, img.mode) if colour.icc_profile else None
     if transform is not None:
-        return ImageCms.applyTransform(img, transform)
+        try:
+            return ImageCms.applyTransform(img, transform)
+        except (ImageCms.PyCMSError, ValueError):
+            pass  # fall back to plain conversion, as for an unusable profile
     return img if img.mode == target else img.convert(target)
 
 
