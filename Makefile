@@ -52,6 +52,7 @@ exercises: $(VENV)/.installed ## remake exercises/ from solutions/ (after editin
 
 bench: $(VENV)/.installed ## the benchmarks: ours side by side with the naive way and the floor
 	$(PY) -m benchmarks.thumbnails
+	$(PY) -m benchmarks.local_runtime
 
 clean: ## remove build output and caches (keeps .venv)
 	rm -rf sam-app/.aws-sam .pytest_cache .workshop
