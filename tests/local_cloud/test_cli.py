@@ -1,0 +1,169 @@
+"""``python -m workshop``: refusals and errors without tracebacks, and one real ``up`` ... ``down``."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from workshop import cli
+
+pytestmark = pytest.mark.local_cloud
+
+REPO = Path(__file__).resolve().parents[2]
+FUNCTIONS = ["CreateUploadFunction", "PingFunction"]
+
+
+@pytest.fixture
+def state_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "state.json"
+    monkeypatch.setenv("WORKSHOP_STATE_FILE", str(path))
+    return path
+
+
+def _fake_running_state(path: Path, **extra: Any) -> dict:
+    """A state file naming a live process (this one) as the running `up`."""
+    state = {"Pid": os.getpid(), "LocalApiUrl": "http://127.0.0.1:1/", "AwsEndpointUrl": "http://localhost:1",
+             "Region": "us-east-1", "ControlUrl": "http://127.0.0.1:1/", "Functions": FUNCTIONS, **extra}
+    path.write_text(json.dumps(state))
+    return state
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
+def test_up_refuses_when_one_is_running(state_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = _fake_running_state(state_file)
+    code, _, err = _run(capsys, "up", "--port", "0")
+    assert code == 1
+    assert "already running" in err and str(os.getpid()) in err and "workshop down" in err
+    assert json.loads(state_file.read_text()) == state  # nothing changed
+
+
+def test_nothing_running(state_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["invoke", "PingFunction"], ["logs", "PingFunction"], ["token", "ada", "--password", "x"],
+                 ["user", "add", "ada", "--password", "x"], ["status"]):
+        code, _, err = _run(capsys, *argv)
+        assert code == 1, argv
+        assert "not running" in err and "workshop up" in err, err
+    code, _, err = _run(capsys, "down")
+    assert code == 1 and "nothing is running" in err
+    # a state file whose process is gone is stale
+    state_file.write_text(json.dumps({"Pid": 2**22 + 12345, "Functions": FUNCTIONS}))
+    code, _, err = _run(capsys, "invoke", "PingFunction")
+    assert code == 1 and "not running" in err
+
+
+def test_unknown_function_lists_the_known_ones(state_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _fake_running_state(state_file)
+    for argv in (["invoke", "NoSuchFunction"], ["logs", "NoSuchFunction"]):
+        code, _, err = _run(capsys, *argv)
+        assert code == 2
+        assert "unknown function 'NoSuchFunction'" in err and ", ".join(FUNCTIONS) in err
+
+
+def test_bad_event_file(state_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _fake_running_state(state_file)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"not": json}')
+    code, _, err = _run(capsys, "invoke", "PingFunction", "--event", str(bad))
+    assert code == 2 and "not valid JSON" in err and str(bad) in err
+    code, _, err = _run(capsys, "invoke", "PingFunction", "--event", str(tmp_path / "missing.json"))
+    assert code == 2 and "does not exist" in err
+
+
+def test_port_taken(state_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = _run(capsys, "up", "--port", str(port))
+    assert code == 1
+    assert f"port {port}" in err and "taken" in err and "--port" in err
+    assert not state_file.exists()
+
+
+def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(capsys, "up", "--dispatch", "carrier-pigeon")[0] == 2
+    assert _run(capsys, "user")[0] == 2
+    assert _run(capsys)[0] == 2
+    code, _, err = _run(capsys, "logs", "PingFunction", "--since", "yesterday")
+    assert code in (1, 2)
+
+
+def _wait(predicate, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_real_up_token_invoke_logs_down(state_file: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    env = {**os.environ, "WORKSHOP_STATE_FILE": str(state_file), "PYTHONUNBUFFERED": "1"}
+    log = (tmp_path / "up.log").open("w")
+    started = time.monotonic()
+    up = subprocess.Popen([sys.executable, "-m", "workshop", "up", "--port", "0"], cwd=REPO, env=env,
+                          stdout=log, stderr=subprocess.STDOUT)
+    try:
+        state = _wait(lambda: state_file.exists() and json.loads(state_file.read_text()), 30, "state.json")
+        ready_s = time.monotonic() - started
+        print(f"`up` ready in {ready_s:.1f} s")
+        assert ready_s < 15  # 2-4 s here with the template cached, ~6 s cold; generous for a loaded CI
+        assert state["Pid"] == up.pid
+        for key in ("ApiUrl", "UserPoolId", "UserPoolClientId", "AwsEndpointUrl", "Region", "Dispatch", "ControlUrl"):
+            assert state.get(key), key
+        assert state["Dispatch"] == "sns" and state["AwsEndpointUrl"].startswith("http://localhost:")
+        capsys.readouterr()
+
+        assert _run(capsys, "user", "add", "ada", "--password", "Passw0rd!")[0] == 0
+        code, out, _ = _run(capsys, "token", "ada", "--password", "Passw0rd!")
+        assert code == 0 and out.strip().count(".") == 2
+        code, _, err = _run(capsys, "token", "ada", "--password", "wrong")
+        assert code == 1 and "wrong user name or password" in err
+
+        code, out, err = _run(capsys, "invoke", "PingFunction")
+        assert code == 0
+        assert json.loads(out)["statusCode"] == 200
+        assert "REPORT RequestId:" in err and "Init Duration" in err  # cold
+        code, out, err = _run(capsys, "invoke", "PingFunction", "--event", str(REPO / "sam-app/events/ping.json"))
+        assert code == 0 and "REPORT RequestId:" in err and "Init Duration" not in err  # warm: the same environment
+
+        def logs_have_report() -> str | None:
+            code, out, _ = _run(capsys, "logs", "PingFunction")
+            return out if code == 0 and out.count("REPORT RequestId:") >= 2 else None
+
+        out = _wait(logs_have_report, 15, "the REPORT lines in CloudWatch Logs")
+        assert "[$LATEST]" in out  # the environment's log stream
+        code, out, _ = _run(capsys, "logs", "PingFunction", "--filter", "REPORT", "--since", "5m")
+        assert code == 0 and out and all("REPORT" in line for line in out.splitlines())
+
+        code, _, err = _run(capsys, "up", "--port", "0")
+        assert code == 1 and "already running" in err
+
+        code, out, _ = _run(capsys, "down")
+        assert code == 0 and "stopped" in out
+        assert up.wait(20) == 0
+        assert not state_file.exists()
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait(10)
+        log.close()
+    text = (tmp_path / "up.log").read_text()
+    assert "Traceback" not in text, text
+    assert "The local cloud is up" in text and "Stopped." in text
