@@ -38,7 +38,7 @@ def json_body(event: dict[str, Any]) -> Any:
         if event.get("isBase64Encoded"):
             raw = base64.b64decode(raw, validate=True).decode("utf-8")
         return json.loads(raw)
-    except (binascii.Error, UnicodeDecodeError, ValueError) as error:
+    except (binascii.Error, UnicodeDecodeError, ValueError, RecursionError) as error:  # RecursionError: deeply nested JSON
         raise InvalidRequest("the request body is not valid JSON") from error
 
 

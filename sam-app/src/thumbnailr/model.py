@@ -172,7 +172,7 @@ def parse_upload_request(body: Any) -> str:
     """The content type of a requested upload, or InvalidRequest."""
     _require_object(body, allowed={"content_type"})
     content_type = body.get("content_type")
-    if content_type not in UPLOAD_CONTENT_TYPES:
+    if not isinstance(content_type, str) or content_type not in UPLOAD_CONTENT_TYPES:  # a list is unhashable
         raise InvalidRequest(f"content_type must be one of {', '.join(sorted(UPLOAD_CONTENT_TYPES))}")
     return content_type
 
