@@ -11,8 +11,13 @@ command                                        what it does
 ``user add NAME --password P``                 add a confirmed user to the API's Cognito user pool
 ``token NAME --password P``                    print an ID token for NAME (the ``Authorization`` header)
 ``invoke FUNCTION [--event FILE]``             one invocation in the running ``up`` (warm environments
-                                               are reused), like ``sam local invoke``: logs on stderr,
-                                               the response on stdout
+``[--debug-port 5678]``                        are reused), like ``sam local invoke``: logs on stderr,
+                                               the response on stdout; with ``--debug-port``, in a fresh
+                                               environment that waits for a debugger (``sam local
+                                               invoke -d``): attach then, e.g. VS Code's "Attach to
+                                               local Lambda" (``.vscode/launch.json``)
+``debug FUNCTION [--port 5678] [--cancel]``     the function's next invocation (through the API, an
+                                               event source...) waits for a debugger on that port
 ``logs FUNCTION [--tail] [--filter P]``        the function's CloudWatch Logs in the local cloud, like
 ``[--since 10m]``                              ``sam logs``
 =============================================  ==========================================================
@@ -345,10 +350,16 @@ def _cmd_invoke(args: argparse.Namespace) -> int:
     control = state.get("ControlUrl")
     if not control:
         raise WorkshopError("the running local cloud has no control endpoint; restart it with `python -m workshop up`")
-    request = urllib.request.Request(f"{control.rstrip('/')}/invoke/{args.function}", data=event, method="POST",
-                                     headers={"Content-Type": "application/json"})
+    url = f"{control.rstrip('/')}/invoke/{args.function}"
+    timeout = args.timeout
+    if args.debug_port is not None:
+        url += f"?debug_port={args.debug_port}"
+        timeout = None  # stopped at a breakpoint for as long as it takes
+        print(f"{args.function} waits for a debugger on 127.0.0.1:{args.debug_port}: attach now "
+              "(VS Code: \"Attach to local Lambda\")", file=sys.stderr, flush=True)
+    request = urllib.request.Request(url, data=event, method="POST", headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=args.timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             answer = json.loads(response.read())
     except urllib.error.HTTPError as e:
         try:
@@ -366,6 +377,34 @@ def _cmd_invoke(args: argparse.Namespace) -> int:
     payload = base64.b64decode(answer.get("payload") or "")
     sys.stdout.write(payload.decode("utf-8", "replace") + "\n")
     sys.stdout.flush()
+    return EXIT_OK
+
+
+def _cmd_debug(args: argparse.Namespace) -> int:
+    import urllib.error
+    import urllib.request
+
+    state = _running_state(config.state_file())
+    _check_function(state, args.function)
+    control = state.get("ControlUrl")
+    if not control:
+        raise WorkshopError("the running local cloud has no control endpoint; restart it with `python -m workshop up`")
+    port = None if args.cancel else args.port
+    request = urllib.request.Request(f"{control.rstrip('/')}/debug/{args.function}", method="POST",
+                                     data=json.dumps({"port": port}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+    except urllib.error.HTTPError as e:
+        raise WorkshopError(f"the local cloud refused: HTTP {e.code} {e.read().decode(errors='replace')}") from None
+    except (urllib.error.URLError, OSError) as e:
+        raise WorkshopError(f"cannot reach the local cloud at {control} ({e}); is `python -m workshop up` running?") from None
+    if port is None:
+        print(f"{args.function}: debugging cancelled")
+    else:
+        print(f"{args.function}: its next invocation waits for a debugger on 127.0.0.1:{port} "
+              "(make the call, then attach)")
     return EXIT_OK
 
 
@@ -482,8 +521,16 @@ def _parser() -> argparse.ArgumentParser:
     invoke = sub.add_parser("invoke", help="invoke a function once in the running local cloud")
     invoke.add_argument("function", help="the function's logical id, e.g. PingFunction")
     invoke.add_argument("--event", "-e", metavar="FILE", help="a JSON event file ('-': stdin; default {})")
+    invoke.add_argument("--debug-port", "-d", type=int, metavar="PORT",
+                        help="run it in a fresh environment that waits for a debugger on 127.0.0.1:PORT")
     invoke.add_argument("--timeout", type=float, default=120.0, help=argparse.SUPPRESS)
     invoke.set_defaults(handler=_cmd_invoke)
+
+    debug = sub.add_parser("debug", help="make a function's next invocation wait for a debugger")
+    debug.add_argument("function", help="the function's logical id, e.g. CreateThumbnailFunction")
+    debug.add_argument("--port", "-p", type=int, default=5678, help="debugpy's port on 127.0.0.1 (default 5678)")
+    debug.add_argument("--cancel", action="store_true", help="cancel a debug request not yet taken")
+    debug.set_defaults(handler=_cmd_debug)
 
     logs = sub.add_parser("logs", help="a function's logs (CloudWatch Logs in the local cloud)")
     logs.add_argument("function", help="the function's logical id, e.g. PingFunction")

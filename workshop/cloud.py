@@ -26,7 +26,8 @@ What ``start()`` does, in order:
 6. starts the API (``workshop.apigateway``) with the template's routes and its Cognito authorizer;
 7. forwards every invocation's log lines to CloudWatch Logs in moto
    (``/aws/lambda/<Function>``, one stream per execution environment), and serves a small
-   control endpoint (``POST /invoke/<Function>``) for ``python -m workshop invoke``.
+   control endpoint (``POST /invoke/<Function>[?debug_port=N]``, ``POST /debug/<Function>``) for
+   ``python -m workshop invoke`` and ``python -m workshop debug``.
 
 Every boto3 client it makes (``client()``) and every process it starts gets the moto endpoint
 and the fake credentials ``testing``; none reads ``~/.aws``. Presigned S3 URLs point at
@@ -49,6 +50,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -269,7 +271,12 @@ class _LogForwarder:
 
 
 class _ControlServer:
-    """``POST /invoke/<Function>`` (body: the event) -> the invocation, as JSON; for ``workshop invoke``."""
+    """``POST /invoke/<Function>`` (body: the event) -> the invocation, as JSON; for ``workshop invoke``.
+
+    ``?debug_port=N``: that invocation runs in a fresh environment under debugpy, waiting for a
+    debugger on 127.0.0.1:N. ``POST /debug/<Function>`` (body ``{"port": N}``, or ``null`` to
+    cancel): the function's next invocation, from anywhere (the API, an event source), does so.
+    """
 
     def __init__(self, cloud: LocalCloud) -> None:
         cloud_ref = cloud
@@ -295,24 +302,31 @@ class _ControlServer:
                     self._answer(404, {"error": f"no {self.path}: try POST /invoke/<Function>"})
 
             def do_POST(self) -> None:  # noqa: N802
-                match = re.fullmatch(r"/invoke/([A-Za-z0-9_.-]+)", self.path)
+                path, _, query = self.path.partition("?")
+                match = re.fullmatch(r"/(invoke|debug)/([A-Za-z0-9_.-]+)", path)
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 if not match:
                     self._answer(404, {"error": f"no {self.path}: try POST /invoke/<Function>"})
                     return
-                name = match.group(1)
+                action, name = match.groups()
                 known = cloud_ref.runtime.functions() if cloud_ref.runtime else []
                 if name not in known:
                     self._answer(404, {"error": f"unknown function {name}", "functions": sorted(known)})
                     return
                 try:
                     event = json.loads(raw or b"{}")
-                except ValueError as e:
-                    self._answer(400, {"error": f"the event is not JSON: {e}"})
+                    debug_port = _port_or_none((event or {}).get("port") if action == "debug" else
+                                               dict(urllib.parse.parse_qsl(query)).get("debug_port"))
+                except (ValueError, AttributeError) as e:
+                    self._answer(400, {"error": f"the event is not JSON, or the port is not a port: {e}"})
+                    return
+                if action == "debug":
+                    cloud_ref.debug(name, debug_port)
+                    self._answer(200, {"function": name, "debug_port": debug_port})
                     return
                 try:
-                    result = cloud_ref.invoke(name, event)
+                    result = cloud_ref.invoke(name, event, debug_port=debug_port)
                 except Exception as e:  # noqa: BLE001
                     status = 429 if type(e).__name__ == "Throttled" else 500
                     self._answer(status, {"error": f"{type(e).__name__}: {e}"})
@@ -341,6 +355,16 @@ class _ControlServer:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def _port_or_none(value: Any) -> int | None:
+    """A TCP port from a query string or JSON (None stays None); ValueError otherwise."""
+    if value is None:
+        return None
+    port = int(value)
+    if not 0 < port < 65536:
+        raise ValueError(f"{value} is not a TCP port")
+    return port
 
 
 class LocalCloud:
@@ -579,14 +603,31 @@ class LocalCloud:
         """The variables that aim an AWS SDK or CLI at this local cloud (fake credentials)."""
         return config.fake_aws_environment(self.endpoint_url, self.region)
 
-    def invoke(self, function: str, event: Any) -> Any:
-        """Invoke ``function`` synchronously (``RequestResponse``): the runtime's ``InvocationResult``."""
+    def invoke(self, function: str, event: Any, *, debug_port: int | None = None) -> Any:
+        """Invoke ``function`` synchronously (``RequestResponse``): the runtime's ``InvocationResult``.
+
+        With ``debug_port``, in a fresh environment that waits for a debugger on 127.0.0.1:``debug_port``
+        (``sam local invoke -d``): attach after the call, as with SAM; no timeout while debugging.
+        """
         if self.runtime is None:
             raise CloudError("the local cloud is not started")
-        result = self.runtime.invoke(function, event)
+        if debug_port is not None:
+            result = self.runtime.invoke(function, event, debug_port=debug_port)
+        else:
+            result = self.runtime.invoke(function, event)
         if self._logs is not None:
             self._logs.note(result.request_id, getattr(result, "log_stream", ""))
         return result
+
+    def debug(self, function: str, port: int | None = 5678) -> None:
+        """The function's next invocation (through the API, an event source...) waits for a debugger.
+
+        It runs in a fresh environment under debugpy on 127.0.0.1:``port``, like ``sam local start-api
+        -d``; once only. ``port=None`` cancels.
+        """
+        if self.runtime is None:
+            raise CloudError("the local cloud is not started")
+        self.runtime.debug_next(function, port)
 
     def invoke_async(self, function: str, event: Any) -> None:
         """Invoke ``function`` asynchronously (``Event``): retried on error, then its DLQ/destination."""

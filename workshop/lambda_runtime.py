@@ -25,6 +25,15 @@ What it reproduces (``LambdaRuntime.invoke`` is synchronous, thread-safe and nev
   cold start (Lambda bills the INIT phase of managed runtimes since August 2025); Max Memory Used
   is the process's peak RSS; Init Duration runs from the process spawn to its first
   ``GET next`` (when awslambdaric has imported the handler's module).
+* **Debugging** (like ``sam local invoke -d PORT``): an environment can run under `debugpy
+  <https://github.com/microsoft/debugpy>`_, ``python -Xfrozen_modules=off -m debugpy --listen
+  127.0.0.1:PORT --wait-for-client -m awslambdaric <handler>``, for every new environment of a
+  function (``FunctionSpec.debug_port``), for its next one (:meth:`LambdaRuntime.debug_next`) or
+  for one invocation (``invoke(..., debug_port=PORT)``). It waits for a debugger before it
+  imports the handler (make the call first, then attach, as with SAM), neither the INIT phase
+  limit nor the timeout is enforced while debugging, and it serves one invocation only (then it
+  is retired, ``stop_reason`` "debugged"): the next one gets a fresh environment. Only one
+  environment can listen on a port: debug with one call at a time.
 * **Logs**: the process's stdout and stderr, between ``START`` and ``END``; what the module
   prints while it is imported comes before ``START`` on a cold start, after an ``INIT_START``
   line, as in CloudWatch.
@@ -159,7 +168,9 @@ class FunctionSpec:
     reserved_concurrency: int | None = None
     runtime: str = "python3.13"
     architecture: str = "arm64"
-    debug_port: int | None = None  # stored only, for now (a later debugpy mode)
+    #: every new environment runs under debugpy on 127.0.0.1:debug_port (no timeout, one invocation)
+    debug_port: int | None = None
+    debug_wait: bool = True  # debugpy's --wait-for-client: start the handler only once a debugger is attached
 
 
 @dataclass
@@ -239,10 +250,11 @@ class EnvironmentRecord:
     invocations: list[tuple[str, float, float, float]] = field(default_factory=list)
     stopped_at: float | None = None
     #: timeout | out_of_memory | exited | init_error | response_too_large | reclaimed |
-    #: replaced | reset | shutdown
+    #: replaced | reset | shutdown | debugged
     stop_reason: str | None = None
     pid: int | None = None
     log_stream: str = ""
+    debug_port: int | None = None  # debugpy's port when the environment ran under the debugger
 
 
 class Throttled(Exception):
@@ -638,26 +650,36 @@ class _FunctionState:
         self.spec = spec
         self.envs: list[_Environment] = []
         self.in_flight = 0
+        self.debug_next: tuple[int, bool] | None = None  # (port, wait): the next new environment's debugpy
+
+
+def _debug_command(python: str, port: int, wait: bool, handler: str) -> list[str]:
+    """The command line of an environment under debugpy (frozen modules off, or debugpy warns and misses)."""
+    return [python, "-Xfrozen_modules=off", "-m", "debugpy", "--listen", f"127.0.0.1:{port}",
+            *(["--wait-for-client"] if wait else []), "-m", "awslambdaric", handler]
 
 
 class _Environment:
     """One execution environment: a process, its Runtime API server and its log pipe."""
 
-    def __init__(self, runtime: LambdaRuntime, fn: _FunctionState) -> None:
+    def __init__(self, runtime: LambdaRuntime, fn: _FunctionState,
+                 debug: tuple[int, bool] | None = None) -> None:
         self.runtime = runtime
         self.fn = fn
         self.spec = fn.spec
         self.id = secrets.token_hex(16)
         self.log_stream = f"{_dt.datetime.now(_dt.UTC):%Y/%m/%d}/[$LATEST]{self.id}"
+        self.debug = debug  # (port, wait_for_client) under debugpy, else None
         self.record = EnvironmentRecord(
-            id=self.id, function=self.spec.name, origin=runtime.origin, log_stream=self.log_stream
+            id=self.id, function=self.spec.name, origin=runtime.origin, log_stream=self.log_stream,
+            debug_port=debug[0] if debug else None,
         )
         self.proc: subprocess.Popen | None = None
         self.server: _RuntimeAPIServer | None = None
         self.pipe: _LogPipe | None = None
         self.busy = False
         self.dead = False
-        self.retire_reason: str | None = None
+        self.retire_reason: str | None = "debugged" if debug else None  # one invocation, then a fresh one
         self.last_used = time.monotonic()
         self._mailbox: queue.SimpleQueue = queue.SimpleQueue()  # server/watcher -> invoker
         self._next: queue.SimpleQueue = queue.SimpleQueue()  # invoker -> GET next
@@ -734,9 +756,13 @@ class _Environment:
             env = rt._process_environment(spec, self.server.port, self.log_stream)
             r, w = os.pipe()
             self.record.spawned_at = time.monotonic()
+            if self.debug:
+                command = _debug_command(rt.python, self.debug[0], self.debug[1], spec.handler)
+            else:
+                command = [rt.python, "-m", "awslambdaric", spec.handler]
             try:
                 self.proc = subprocess.Popen(
-                    [rt.python, "-m", "awslambdaric", spec.handler],
+                    command,
                     cwd=str(spec.code_dir),
                     env=env,
                     stdin=subprocess.DEVNULL,
@@ -834,7 +860,8 @@ class _Environment:
             self._spawn()
             before.append(rt._init_start_line(spec))
             spawned = self.record.spawned_at
-            outcome = self._wait(spawned + INIT_PHASE_TIMEOUT_S)
+            # under a debugger, the INIT phase lasts as long as it takes (waiting for the IDE too)
+            outcome = self._wait(math.inf if self.debug else spawned + INIT_PHASE_TIMEOUT_S)
             if outcome[0] == "timeout":
                 # Lambda lets a longer init go on in the invoke phase, under the function's timeout.
                 before += self.pipe.take()
@@ -858,7 +885,8 @@ class _Environment:
             inv = _Invocation(request_id, rt._next_response(spec, request_id, deadline_ms, payload,
                                                              client_context, cognito_identity))
             self._next.put(inv)
-            outcome = self._wait(deadline)
+            # the context still says the timeout, but a function stopped at a breakpoint is not killed
+            outcome = self._wait(math.inf if self.debug else deadline)
         return self._finish(request_id, inv, outcome, cold, init_ms, before)
 
     def _finish(self, request_id: str, inv: _Invocation | None, outcome: tuple, cold: bool,
@@ -1093,12 +1121,36 @@ class LambdaRuntime:
 
     # ----------------------------------------------------------------- invoking
 
+    def debug_next(self, name: str, port: int | None, *, wait_for_client: bool = True) -> None:
+        """Run the function's next invocation in a fresh environment under debugpy on 127.0.0.1:``port``.
+
+        For calls that come through the API or an event source (``sam local start-api -d``):
+        the next invoke starts an environment that waits for a debugger (with
+        ``wait_for_client``), has no timeout, and is retired after that one invocation. Once
+        only; ``port=None`` cancels. Raises :class:`UnknownFunction`.
+        """
+        with self._lock:
+            fn = self._functions.get(name)
+            if fn is None:
+                raise UnknownFunction(name, self.function_arn(name))
+            fn.debug_next = None if port is None else (int(port), wait_for_client)
+
+    def debug_pending(self, name: str) -> int | None:
+        """The port of a :meth:`debug_next` not yet taken by an invocation (None if none)."""
+        with self._lock:
+            fn = self._functions.get(name)
+            return fn.debug_next[0] if fn is not None and fn.debug_next else None
+
     def invoke(self, name: str, event: Any, *, client_context: dict | None = None,
-               cognito_identity: dict | None = None) -> InvocationResult:
+               cognito_identity: dict | None = None, debug_port: int | None = None,
+               wait_for_client: bool = True) -> InvocationResult:
         """Invoke synchronously (``RequestResponse``).
 
         ``event`` is JSON-encoded, unless it is ``bytes`` (taken as the JSON payload as is).
-        Raises :class:`UnknownFunction`, :class:`Throttled`, :class:`RequestTooLarge`.
+        With ``debug_port``, the invocation runs in a fresh environment under debugpy, which
+        listens on 127.0.0.1:``debug_port`` (and waits for a debugger, with ``wait_for_client``):
+        see the module's docstring. Raises :class:`UnknownFunction`, :class:`Throttled`,
+        :class:`RequestTooLarge`.
         """
         payload = bytes(event) if isinstance(event, (bytes, bytearray, memoryview)) else json.dumps(event).encode()
         if len(payload) > MAX_REQUEST_PAYLOAD:
@@ -1106,7 +1158,7 @@ class LambdaRuntime:
                 f"{len(payload)} byte payload is too large for the RequestResponse invocation type "
                 f"(limit {MAX_REQUEST_PAYLOAD} bytes)"
             )
-        env = self._acquire(name)
+        env = self._acquire(name, (int(debug_port), wait_for_client) if debug_port is not None else None)
         request_id = str(uuid.uuid4())
         try:
             result = env.run(request_id, payload, client_context, cognito_identity)
@@ -1122,7 +1174,7 @@ class LambdaRuntime:
                 log.exception("log_sink failed for %s", name)
         return result
 
-    def _acquire(self, name: str) -> _Environment:
+    def _acquire(self, name: str, debug: tuple[int, bool] | None = None) -> _Environment:
         reclaim: list[_Environment] = []
         with self._lock:
             if self._closed:
@@ -1141,8 +1193,14 @@ class LambdaRuntime:
                 if used >= pool:
                     raise Throttled(name, "ConcurrentInvocationLimitExceeded")
             env = None
-            # the most recently used idle environment (the others may then be reclaimed)
-            for candidate in sorted((e for e in fn.envs if not e.busy), key=lambda e: -e.last_used):
+            if debug is None and fn.debug_next is not None:
+                debug, fn.debug_next = fn.debug_next, None
+            if debug is None and fn.spec.debug_port is not None:
+                debug = (fn.spec.debug_port, fn.spec.debug_wait)
+            # the most recently used idle environment (the others may then be reclaimed);
+            # a debugged invocation always gets a fresh one
+            idle = [] if debug else sorted((e for e in fn.envs if not e.busy), key=lambda e: -e.last_used)
+            for candidate in idle:
                 if candidate.dead or candidate.exited():
                     fn.envs.remove(candidate)
                     reclaim.append(candidate)  # reaped by kill()
@@ -1150,7 +1208,7 @@ class LambdaRuntime:
                 env = candidate
                 break
             if env is None:
-                env = _Environment(self, fn)
+                env = _Environment(self, fn, debug)
                 fn.envs.append(env)
                 self._records.append(env.record)
                 reclaim += self._reclaim_locked()
