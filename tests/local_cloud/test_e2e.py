@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import itertools
-import time
 import uuid
 from typing import Any
 
@@ -18,6 +17,7 @@ import requests
 from PIL import Image
 
 from benchmarks.photos import encode, realistic_photo
+from workshop.lab import poll as _poll
 
 pytestmark = pytest.mark.local_cloud
 
@@ -29,17 +29,6 @@ def _user(cloud: Any) -> dict[str, str]:
     name = f"learner{next(_users)}-{uuid.uuid4().hex[:6]}"
     cloud.add_user(name, PASSWORD)
     return {"Authorization": cloud.token(name, PASSWORD)}
-
-
-def _poll(fetch, done, timeout: float = 45.0, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still not done after {timeout} s: {value}")
-        time.sleep(interval)
 
 
 def _upload_photo(cloud: Any, auth: dict[str, str], seed: int = 1) -> str:
