@@ -12,7 +12,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help lab test lint build unit notebooks exercises bench clean
+.PHONY: help lab test lint build unit notebooks exercises reliability bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ notebooks: $(VENV)/.installed ## run the notebooks and the solutions with nbval 
 
 exercises: $(VENV)/.installed ## remake exercises/ from solutions/ (after editing a solution)
 	$(PY) -m workshop.exercises
+
+reliability: $(VENV)/.installed ## hostile inputs, injected faults, security, load: one summary, 0 lost
+	RELIABILITY_LOAD=1 $(PY) -m pytest tests/reliability -q -p no:cacheprovider
 
 bench: $(VENV)/.installed ## the benchmarks: ours side by side with the naive way and the floor
 	$(PY) -m benchmarks.thumbnails

@@ -66,6 +66,21 @@ _MOTO_CHILD = r"""
 import logging, os, sys, threading, time
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
 from moto.server import ThreadedMotoServer
+from moto.dynamodb.models import DynamoDBBackend
+
+# DynamoDB applies each request atomically (a conditional update is checked and applied as one);
+# moto's threaded server does not, and loses or double-counts concurrent writes. One lock per request
+# restores what the app relies on, and no more: two requests can still interleave between them.
+_dynamodb_lock = threading.RLock()
+def _atomic(method):
+    def call(self, *args, **kwargs):
+        with _dynamodb_lock:
+            return method(self, *args, **kwargs)
+    return call
+for _name in ("put_item", "update_item", "delete_item", "get_item", "transact_write_items",
+              "transact_get_items", "batch_write_item", "query", "scan"):
+    setattr(DynamoDBBackend, _name, _atomic(getattr(DynamoDBBackend, _name)))
+
 server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(sys.argv[1]), verbose=False)
 server.start()
 print("MOTO_READY", server.get_host_and_port()[1], flush=True)

@@ -16,40 +16,50 @@ from thumbnailr.adapters.dynamodb import from_item
 from thumbnailr.processing import CreateCommand, create_thumbnail
 
 logger = Logger()
-# SNS delivers at least once and a stream batch may be replayed: the thumbnail id is the idempotency key.
 idempotency = IdempotencyConfig(event_key_jmespath="thumbnail_id", expires_after_seconds=24 * 3600)
 stream_batch = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 
+def _create(command: dict) -> str:
+    # Idempotent by itself: a thumbnail that is no longer pending is skipped, only a pending one is
+    # marked ready (a conditional update), and its object key is fixed, so a replay changes nothing.
+    return create_thumbnail(
+        CreateCommand.parse(command),
+        thumbnails=bootstrap.thumbnails(),
+        photos_store=bootstrap.photos_store(),
+        thumbnails_store=bootstrap.thumbnails_store(),
+        max_attempts=bootstrap.max_attempts(),
+    )
+
+
 @functools.cache
 def _create_once():
+    """_create behind Powertools idempotency: SNS may deliver one message twice AT ONCE, to two
+    environments, and this makes the second wait for (and then reuse) the first one's result."""
     store = DynamoDBPersistenceLayer(
         table_name=bootstrap.env("IDEMPOTENCY_TABLE"), boto3_client=bootstrap.client("dynamodb")
     )
-
-    @idempotent_function(data_keyword_argument="command", persistence_store=store, config=idempotency)
-    def create(command: dict) -> str:
-        return create_thumbnail(
-            CreateCommand.parse(command),
-            thumbnails=bootstrap.thumbnails(),
-            photos_store=bootstrap.photos_store(),
-            thumbnails_store=bootstrap.thumbnails_store(),
-            max_attempts=bootstrap.max_attempts(),
-        )
-
-    return create
+    return idempotent_function(data_keyword_argument="command", persistence_store=store, config=idempotency)(_create)
 
 
-def _handle(command: dict) -> str:
-    outcome = _create_once()(command=command)
+def _log(command: dict, outcome: str) -> str:
     logger.info("create command handled", thumbnail_id=command.get("thumbnail_id"), outcome=outcome)
     return outcome
+
+
+def _handle_sns_message(command: dict) -> str:
+    return _log(command, _create_once()(command=command))
 
 
 def _handle_stream_record(record) -> str:
     if record.event_name.name != "INSERT":  # only a new pending thumbnail is a command
         return "ignored: not an insert"
-    return _handle(from_item(record.raw_event["dynamodb"]["NewImage"]))
+    # A shard's batches arrive one at a time, in order, so a replayed record never runs beside
+    # itself and _create's own idempotency is enough. The Powertools record would even hurt here:
+    # after a crash it stays "in progress" until the timeout, longer than the stream's immediate
+    # retries take to run out, and the thumbnail would be lost to the dead-letter queue.
+    command = from_item(record.raw_event["dynamodb"]["NewImage"])
+    return _log(command, _create(command))
 
 
 @logger.inject_lambda_context
@@ -62,4 +72,4 @@ def lambda_handler(event: dict, context: object) -> dict:
             event=event, record_handler=_handle_stream_record, processor=stream_batch, context=context
         )
     # an SNS invocation carries exactly one message; an exception makes Lambda retry it
-    return {"outcomes": [_handle(json.loads(record["Sns"]["Message"])) for record in records]}
+    return {"outcomes": [_handle_sns_message(json.loads(record["Sns"]["Message"])) for record in records]}

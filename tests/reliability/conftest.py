@@ -1,0 +1,53 @@
+"""The reliability suite: fake credentials for the whole session, and one summary at the end.
+
+``pytest tests/reliability`` prints, after the results, what was tried and what was lost::
+
+    reliability: 41 inputs tried, 12 faults injected, 730 requests sent, 0 lost
+
+(``RELIABILITY_LOAD=1`` adds the load benchmark, ``benchmarks.load``, as a test: ``make reliability``.)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.reliability import harness
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fake_aws_session() -> Iterator[None]:
+    """Fake credentials, no profile and no ~/.aws files before any module-scoped cloud starts."""
+    mp = pytest.MonkeyPatch()
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            mp.delenv(name)
+    mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+    mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    mp.setenv("AWS_CONFIG_FILE", os.devnull)
+    mp.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    yield
+    mp.undo()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    tally = harness.TALLY
+    if not tally:
+        return
+    tr = terminalreporter
+    tr.section("reliability summary")
+    tr.write_line(
+        f"reliability: {tally['inputs']} inputs tried, {tally['faults']} faults injected, "
+        f"{tally['requests']} requests sent, {tally['lost']} lost"
+    )
+    if tally.get("load_requests"):
+        tr.write_line(
+            f"load: {tally['load_requests']} thumbnail requests from {tally['load_users']} users, "
+            f"{tally['load_rps']} req/s, p50 {tally['load_p50_ms']} ms, p99 {tally['load_p99_ms']} ms, "
+            f"{tally['load_ready']} ready + {tally['load_429']} refused 429"
+        )
+    for what in harness.LOSSES[:20]:
+        tr.write_line(f"  lost: {what}")
