@@ -15,7 +15,6 @@ is 1 if anything is unaccounted for.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib.util
 import json
 import statistics
@@ -28,7 +27,6 @@ from typing import Any
 import requests
 
 from benchmarks.photos import encode, realistic_photo
-from workshop.faults import FaultProxy
 
 # The app's code lives in sam-app/src; make the plain `python -m benchmarks.load` work from the repo root.
 if importlib.util.find_spec("thumbnailr") is None:
@@ -45,7 +43,7 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def run(users: int = 5, total: int = 200, quota: int = 30, verbose: bool = True, raw_moto: bool = False) -> dict[str, Any]:
+def run(users: int = 5, total: int = 200, quota: int = 30, verbose: bool = True) -> dict[str, Any]:
     from thumbnailr.adapters.dynamodb import from_item
     from workshop.cloud import LocalCloud
 
@@ -55,15 +53,6 @@ def run(users: int = 5, total: int = 200, quota: int = 30, verbose: bool = True,
     with LocalCloud(port=0, dispatch="sns", parameters={"MonthlyQuota": str(quota)}, control=False,
                     retry_delays=(0.05, 0.1), stream_retry_delay=0.05) as cloud:
         say(f"local cloud up in {time.monotonic() - started:.1f} s")
-        proxy = None
-        if not raw_moto:
-            # moto's TransactWriteItems is not safe under concurrency (see workshop.faults): the
-            # functions reach moto through a proxy that makes its DynamoDB writes one at a time
-            proxy = FaultProxy(cloud.endpoint_url, serialize_writes=True).start()
-            for name in cloud.functions:
-                spec = cloud.runtime.spec(name)
-                cloud.runtime.register(dataclasses.replace(
-                    spec, environment={**spec.environment, "AWS_ENDPOINT_URL": proxy.url}))
         api = cloud.api_url
         people = []
         for i in range(users):
@@ -138,8 +127,6 @@ def run(users: int = 5, total: int = 200, quota: int = 30, verbose: bool = True,
                        (from_item(i) for i in ddb.scan(TableName=cloud.outputs["QuotaTableName"], ConsistentRead=True)["Items"])}
         keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=cloud.outputs["ThumbnailsBucketName"])
                 for o in page.get("Contents", [])]
-        if proxy is not None:
-            proxy.stop()
 
     all_accepted = [t for ids in accepted.values() for t in ids]
     ready = [t for t in all_accepted if items.get(t, {}).get("status") == "ready"]
@@ -155,7 +142,6 @@ def run(users: int = 5, total: int = 200, quota: int = 30, verbose: bool = True,
         (total - len(answers)) + (0 if quota_ok else 1)
     result = {
         "users": users,
-        "dynamodb_writes_serialized": not raw_moto,
         "requests": len(answers),
         "seconds": round(wall, 3),
         "requests_per_second": round(len(answers) / wall, 1) if wall else 0.0,
@@ -185,10 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--quota", type=int, default=30)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.add_argument("--raw-moto", action="store_true",
-                        help="let the functions reach moto directly (shows moto's transaction race: lost updates)")
     args = parser.parse_args(argv)
-    result = run(args.users, args.requests, args.quota, verbose=not args.json, raw_moto=args.raw_moto)
+    result = run(args.users, args.requests, args.quota, verbose=not args.json)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
