@@ -27,13 +27,6 @@ one: 500 ``InternalError``/``InternalServerError`` (the SDK retries it: botocore
 tries 3 times, so ``times=3`` fails one SDK call), 400 with a code of your choice (not retried),
 or ``drop`` (the connection is closed without an answer, as when a network path dies).
 Everything else is forwarded untouched. Every request is counted in ``proxy.seen``.
-
-``serialize_writes=True`` makes the proxy forward DynamoDB writes one at a time. moto's
-``TransactWriteItems`` is not safe under concurrency: it deep-copies the tables to roll back on a
-failure, and a concurrent write can make that copy fail ("dictionary changed size during
-iteration", a 500), after which moto restores the snapshot and so undoes the other requests'
-writes (lost updates: a quota counter going back, a thumbnail marked ready going back to pending).
-DynamoDB's transactions are serializable; with this switch the local cloud's are too.
 """
 
 from __future__ import annotations
@@ -51,8 +44,6 @@ from typing import Any
 __all__ = ["FaultProxy", "Rule"]
 
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([a-z0-9-]+)/aws4_request")
-_DYNAMODB_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem", "ExecuteStatement",
-                    "ExecuteTransaction", "BatchExecuteStatement"}
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
 
 
@@ -139,7 +130,7 @@ def _error_response(service: str, rule: Rule, headers: Any) -> tuple[int, str, b
 class FaultProxy:
     """An HTTP proxy on 127.0.0.1 that forwards to ``target`` (moto) and breaks the calls it is told to."""
 
-    def __init__(self, target: str, host: str = "127.0.0.1", port: int = 0, *, serialize_writes: bool = False) -> None:
+    def __init__(self, target: str, host: str = "127.0.0.1", port: int = 0) -> None:
         split = urllib.parse.urlsplit(target)
         self.target_host = split.hostname or "127.0.0.1"
         self.target_port = split.port or 80
@@ -147,8 +138,6 @@ class FaultProxy:
         self.seen: Counter = Counter()  # (service, operation) -> requests
         self.injected: Counter = Counter()  # (service, operation, kind) -> faults
         self._lock = threading.Lock()
-        self.serialize_writes = serialize_writes
-        self._write_lock = threading.Lock()
         self._server = http.server.ThreadingHTTPServer((host, port), self._handler())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -269,11 +258,7 @@ class FaultProxy:
                     return
                 if rule is not None and rule.kind == "delay":
                     time.sleep(rule.seconds)
-                if proxy.serialize_writes and service == "dynamodb" and operation in _DYNAMODB_WRITES:
-                    with proxy._write_lock:
-                        self._forward(body)
-                else:
-                    self._forward(body)
+                self._forward(body)
 
             def _forward(self, body: bytes) -> None:
                 upstream = http.client.HTTPConnection(proxy.target_host, proxy.target_port, timeout=60)
