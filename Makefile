@@ -45,7 +45,7 @@ test: $(VENV)/.installed lint build ## everything CI checks: lint, sam build, ev
 	$(MAKE) notebooks
 
 notebooks: $(VENV)/.installed ## run the notebooks and the solutions with nbval (outputs compared)
-	$(PY) -m pytest -q --nbval notebooks solutions --nbval-sanitize-with .nbval-sanitize.cfg --nbval-cell-timeout 300 -p no:cacheprovider
+	$(PY) -m pytest -q --nbval notebooks solutions --nbval-sanitize-with .nbval-sanitize.cfg --nbval-cell-timeout 300 -p no:cacheprovider --junit-xml=.notebook-times.xml
 
 exercises: $(VENV)/.installed ## remake exercises/ from solutions/ (after editing a solution)
 	$(PY) -m workshop.exercises
