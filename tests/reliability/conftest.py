@@ -1,4 +1,4 @@
-"""The reliability suite: fake credentials for the whole session, and one summary at the end.
+"""The reliability suite: one summary at the end (fake credentials come from tests/conftest.py).
 
 ``pytest tests/reliability`` prints, after the results, what was tried and what was lost::
 
@@ -9,28 +9,10 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 
 import pytest
 
 from tests.reliability import harness
-
-
-@pytest.fixture(scope="session", autouse=True)
-def fake_aws_session() -> Iterator[None]:
-    """Fake credentials, no profile and no ~/.aws files before any module-scoped cloud starts."""
-    mp = pytest.MonkeyPatch()
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            mp.delenv(name)
-    mp.setenv("AWS_ACCESS_KEY_ID", "testing")
-    mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    mp.setenv("AWS_CONFIG_FILE", os.devnull)
-    mp.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
-    yield
-    mp.undo()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
