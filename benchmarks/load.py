@@ -33,6 +33,7 @@ if importlib.util.find_spec("thumbnailr") is None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sam-app" / "src"))
 
 PASSWORD = "Passw0rd!"
+TEMPLATE = Path(__file__).resolve().parents[1] / "sam-app" / "template.yaml"
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -45,12 +46,12 @@ def _percentile(values: list[float], q: float) -> float:
 
 def run(users: int = 5, total: int = 200, quota: int = 30, verbose: bool = True) -> dict[str, Any]:
     from thumbnailr.adapters.dynamodb import from_item
-    from workshop.cloud import LocalCloud
+    from localcloud.cloud import LocalCloud
 
     say = print if verbose else (lambda *a, **k: None)
     per_user = total // users
     started = time.monotonic()
-    with LocalCloud(port=0, dispatch="sns", parameters={"MonthlyQuota": str(quota)}, control=False,
+    with LocalCloud(TEMPLATE, port=0, dispatch="sns", parameters={"MonthlyQuota": str(quota)}, control=False,
                     retry_delays=(0.05, 0.1), stream_retry_delay=0.05) as cloud:
         say(f"local cloud up in {time.monotonic() - started:.1f} s")
         api = cloud.api_url

@@ -91,11 +91,11 @@ def init_durations_ms(cloud, function: str, event: dict, runs: int) -> list[floa
 
 
 def measure(requests: int, cold_starts: int) -> dict:
-    from workshop.cloud import LocalCloud
+    from localcloud.cloud import LocalCloud
 
     _progress("starting the local cloud")
     began = time.perf_counter()
-    cloud = LocalCloud(port=0, control=False).start()
+    cloud = LocalCloud(ROOT / "sam-app" / "template.yaml", port=0, control=False).start()
     up_s = time.perf_counter() - began
     try:
         _progress(f"{requests} warm GET /ping through the local API")

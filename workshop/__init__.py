@@ -1,20 +1,5 @@
-"""Going serverless on AWS with Python & SAM: the local cloud and the notebooks' helpers.
+"""Going serverless on AWS with Python & SAM: what the notebooks import (the lab, pictures, pricing, IAM tables).
 
-``python -m workshop up`` (``workshop.cli``) or ``workshop.cloud.LocalCloud`` run the SAM app in
-``sam-app/`` on this machine: moto for the AWS services, ``workshop.lambda_runtime`` for the
-functions, ``workshop.apigateway`` for the API. Nothing reaches a real AWS account.
+The local cloud they run on is the ``localcloud`` package beside this one; ``python -m workshop up``
+(``workshop.cli``) starts it from a terminal.
 """
-
-from __future__ import annotations
-
-from typing import Any
-
-__all__ = ["LocalCloud"]
-
-
-def __getattr__(name: str) -> Any:  # `from workshop import LocalCloud`, without importing boto3 at `import workshop`
-    if name == "LocalCloud":
-        from workshop.cloud import LocalCloud
-
-        return LocalCloud
-    raise AttributeError(f"module 'workshop' has no attribute {name!r}")

@@ -116,7 +116,7 @@ def _show(path: Path) -> str:
 
 
 def _client(state: dict[str, Any], service: str) -> Any:
-    from workshop.provision import Clients
+    from localcloud import Clients
 
     return Clients(state["AwsEndpointUrl"], state.get("Region") or config.region())(service)
 
@@ -158,7 +158,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
             raise WorkshopError(f"--param {item!r}: use NAME=VALUE, e.g. --param MonthlyQuota=3", EXIT_USAGE)
         parameters[name] = value
 
-    from workshop.cloud import CloudError, LocalCloud
+    from localcloud import CloudError, LocalCloud
 
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set())
@@ -181,8 +181,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
             print(f"{time.strftime('%H:%M:%S')} {info.get('method')} {info.get('path')} {info.get('status')} "
                   f"{info.get('latency_ms', 0):.0f} ms{extra}{error}", flush=True)
 
-    cloud = LocalCloud(port=args.port, dispatch=args.dispatch, parameters=parameters, echo_logs=echo,
-                       on_request=access)
+    cloud = LocalCloud(**config.local_cloud_options(), port=args.port, dispatch=args.dispatch, parameters=parameters,
+                       echo_logs=echo, on_request=access)
     try:
         print(f"Starting the local cloud (dispatch: {args.dispatch})...", flush=True)
         try:
@@ -284,7 +284,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_user_add(args: argparse.Namespace) -> int:
-    from workshop.cloud import CloudError, add_user
+    from localcloud import CloudError, add_user
 
     state = _running_state(config.state_file())
     pool_id = state.get("CognitoUserPoolId")
@@ -300,7 +300,7 @@ def _cmd_user_add(args: argparse.Namespace) -> int:
 
 
 def _cmd_token(args: argparse.Namespace) -> int:
-    from workshop.cloud import CloudError, id_token
+    from localcloud import CloudError, id_token
 
     state = _running_state(config.state_file())
     client_id = state.get("CognitoClientId")

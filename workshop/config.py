@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 __all__ = [
-    "FAKE_CREDENTIALS",
     "account_id",
     "api_port",
     "async_retry_delays",
-    "fake_aws_environment",
+    "local_cloud_options",
     "region",
     "repo_root",
     "stack_name",
@@ -41,15 +41,6 @@ __all__ = [
     "target_is_aws",
     "template_path",
 ]
-
-#: What every local client and process signs with: moto accepts anything, AWS accepts none of it.
-FAKE_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_SECURITY_TOKEN": "testing",
-}
-
 
 def _env(name: str) -> str | None:
     value = os.environ.get(name, "").strip()
@@ -137,20 +128,16 @@ def stream_retry_delay() -> float:
         raise ValueError(f"WORKSHOP_STREAM_RETRY_DELAY={value!r} is not a number of seconds") from None
 
 
-def fake_aws_environment(endpoint_url: str, region_name: str | None = None) -> dict[str, str]:
-    """The variables that aim the AWS SDKs at the local cloud with fake credentials.
-
-    Given to every process the local cloud starts (Lambda environments included), so that no
-    call can reach a real account, whatever credentials the machine has.
-    """
-    region_name = region_name or region()
+def local_cloud_options(root: Path | None = None) -> dict[str, Any]:
+    """The workshop's settings as ``localcloud.LocalCloud`` arguments: the app's template, the stack's
+    name, region and account, the retry delays, and the SAM transform's cache in ``.workshop/cache``."""
+    root = root or repo_root()
     return {
-        **FAKE_CREDENTIALS,
-        "AWS_ENDPOINT_URL": endpoint_url,
-        "AWS_DEFAULT_REGION": region_name,
-        "AWS_REGION": region_name,
-        # no profile, no config file: a ~/.aws/config cannot add credentials or turn the endpoint off
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "false",
+        "template": template_path(root),
+        "stack_name": stack_name(),
+        "region": region(),
+        "account_id": account_id(),
+        "retry_delays": async_retry_delays(),
+        "stream_retry_delay": stream_retry_delay(),
+        "cache_dir": root / ".workshop" / "cache",
     }

@@ -110,7 +110,7 @@ def deploy_packaged(packaged_template: str | os.PathLike[str], s3: Any, workdir:
     each ``CodeUri`` pointing at the unpacked code. Native packages built for another CPU are
     removed (noted in ``cloud.dropped_native``), so the local runtime uses its own copy.
     """
-    from workshop.cloud import LocalCloud
+    from localcloud import LocalCloud
 
     text = Path(packaged_template).read_text()
     app = Path(workdir) / "sam-app"
@@ -130,7 +130,7 @@ def deploy_packaged(packaged_template: str | os.PathLike[str], s3: Any, workdir:
         local[uri] = f"code/{target.name}/"
     (app / "template.yaml").write_text(_S3_CODE.sub(lambda m: m.group(1) + local[m.group(2)], text))
     options = {"port": 0, "control": False, **cloud_options}
-    cloud = LocalCloud(repo_root=workdir, **options)
+    cloud = LocalCloud(**{**config.local_cloud_options(Path(workdir)), **options})
     cloud.dropped_native = dropped
     return cloud.start()
 
@@ -478,7 +478,7 @@ def _short(rtype: str, lid: str, ref: str) -> str:
 
 def _delete_resource(cloud: Any, stack: Any, lid: str, rtype: str, ref: str,
                      internal: list[str]) -> tuple[str, str, str] | None:
-    from workshop.event_sources import _internal_queue_name
+    from localcloud.event_sources.sources import _internal_queue_name
 
     name = _short(rtype, lid, ref)
     if rtype == "AWS::S3::Bucket":

@@ -44,17 +44,17 @@ def target() -> str:
 def local_cloud(**options: Any):
     """The kernel's local cloud, started on first use (ports chosen by the OS) and stopped at exit.
 
-    ``options`` go to ``workshop.cloud.LocalCloud`` (e.g. ``dispatch="stream"``); asking again with
+    ``options`` go to ``localcloud.LocalCloud`` (e.g. ``dispatch="stream"``); asking again with
     different options restarts it.
     """
     global _cloud
-    from workshop.cloud import LocalCloud
+    from localcloud import LocalCloud
 
     if _cloud is not None and _cloud.running and getattr(_cloud, "_lab_options", None) == options:
         return _cloud
     if _cloud is not None:
         _cloud.stop()
-    _cloud = LocalCloud(port=0, control=False, **options)
+    _cloud = LocalCloud(**{**config.local_cloud_options(), "port": 0, "control": False, **options})
     _cloud._lab_options = options
     _cloud.start()
     atexit.register(_cloud.stop)
@@ -63,7 +63,7 @@ def local_cloud(**options: Any):
 
 def signed_in(cloud, name: str, password: str = PASSWORD) -> "ApiClient":
     """An API client for user ``name``, added to the local user pool if new."""
-    from workshop.cloud import CloudError
+    from localcloud import CloudError
 
     try:
         cloud.add_user(name, password)

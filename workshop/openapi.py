@@ -1,7 +1,7 @@
 """The app's REST API as an OpenAPI 3.0 document, like API Gateway's "Export as OpenAPI 3".
 
 ``export(stack_or_template_path, server_url)`` gives one path per route of the template (read by
-``workshop.template.Stack.routes()``, so no route is written twice), the Cognito authorizer as a
+``localcloud.cfn.stack.Stack.routes()``, so no route is written twice), the Cognito authorizer as a
 security scheme the way API Gateway exports it (``type: apiKey, in: header, name: Authorization``,
 ``x-amazon-apigateway-authtype: cognito_user_pools``), ``GET /ping`` without security, and the
 app's contract: request and response schemas.
@@ -20,7 +20,7 @@ import copy
 import os
 from typing import Any
 
-from workshop.template import Stack
+from localcloud import Stack
 
 __all__ = ["CONTRACT", "SCHEMAS", "SECURITY_SCHEME", "export"]
 

@@ -21,9 +21,9 @@ FAST_RETRIES = (0.05, 0.1)
 
 
 def _cloud(**kwargs: object) -> Iterator[object]:
-    from workshop.cloud import LocalCloud
+    from localcloud.cloud import LocalCloud
 
-    cloud = LocalCloud(port=0, repo_root=REPO, retry_delays=FAST_RETRIES, stream_retry_delay=0.05, **kwargs)
+    cloud = LocalCloud(REPO / "sam-app" / "template.yaml", port=0, retry_delays=FAST_RETRIES, stream_retry_delay=0.05, **kwargs)
     cloud.start()
     try:
         yield cloud

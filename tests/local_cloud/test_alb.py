@@ -1,4 +1,4 @@
-"""The local ALB front (workshop.alb): event shape, routing, 502 on a malformed answer, a round trip."""
+"""The local ALB front (localcloud.fronts.alb): event shape, routing, 502 on a malformed answer, a round trip."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import pytest
 import requests
 
-from workshop.alb import AlbRoute, BadAnswer, LocalAlb, adapt_for_app, alb_event, http_answer, match
+from localcloud.fronts.alb import AlbRoute, BadAnswer, LocalAlb, adapt_for_app, alb_event, http_answer, match
 
 ROUTES = [AlbRoute("GET", "/ping", "PingFunction"), AlbRoute("GET", "/thumbnails/{thumbnail_id}", "GetThumbnailFunction")]
 

@@ -26,8 +26,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from workshop.apigateway import LocalApiGateway, Route
-from workshop.cognito import CognitoVerifier
+from localcloud.apigateway.gateway import LocalApiGateway, Route
+from localcloud.errors import Throttled
+from localcloud.apigateway.cognito import CognitoVerifier
 
 pytestmark = pytest.mark.local_cloud
 
@@ -45,10 +46,6 @@ KID = "test-key-1"
 class Outcome:
     payload: bytes
     function_error: str | None = None
-
-
-class Throttled(Exception):
-    """Named like the runtime's exception for Lambda's 429 TooManyRequestsException."""
 
 
 class FakeLambda:
@@ -585,7 +582,7 @@ def test_a_function_error_is_502(gateway: LocalApiGateway, fake: FakeLambda) -> 
 
 def test_a_rejected_invocation_is_500(gateway: LocalApiGateway, fake: FakeLambda) -> None:
     def throttled(event: dict) -> Any:
-        raise Throttled("Rate Exceeded.")
+        raise Throttled("Echo", "ConcurrentInvocationLimitExceeded")
 
     def broken(event: dict) -> Any:
         raise RuntimeError("the runtime could not start")

@@ -24,9 +24,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-import workshop.cognito
-from workshop.apigateway import LocalApiGateway, Route
-from workshop.cognito import CognitoVerifier, JwksUnavailable, TokenInvalid
+import localcloud.apigateway.cognito
+from localcloud.apigateway.gateway import LocalApiGateway, Route
+from localcloud.apigateway.cognito import CognitoVerifier, JwksUnavailable, TokenInvalid
 
 pytestmark = pytest.mark.local_cloud
 
@@ -278,7 +278,7 @@ def test_an_unknown_kid_refetches_the_jwks_at_most_once_a_minute(
     for _ in range(3):  # a burst of unknown kids: no refetch within the minute
         assert reason(verifier, stranger) == "unknown key"
     assert verifier.jwks_fetches == 1
-    monkeypatch.setattr(workshop.cognito, "JWKS_REFETCH_INTERVAL_S", 0.0)  # "a minute later"
+    monkeypatch.setattr(localcloud.apigateway.cognito, "JWKS_REFETCH_INTERVAL_S", 0.0)  # "a minute later"
     assert reason(verifier, stranger) == "unknown key"
     assert verifier.jwks_fetches == 2
     verifier.verify(pool.id_token)  # known kids never refetch

@@ -5,7 +5,6 @@ no timeout while debugging; a debugged environment serves one invocation only.""
 from __future__ import annotations
 
 import socket
-import urllib.error
 import threading
 import time
 from pathlib import Path
@@ -14,7 +13,7 @@ import psutil
 import pytest
 
 from workshop.dap import DapClient
-from workshop.lambda_runtime import FunctionSpec, LambdaRuntime, UnknownFunction
+from localcloud.lambda_service.runtime import FunctionSpec, LambdaRuntime, UnknownFunction
 
 pytestmark = pytest.mark.local_cloud
 

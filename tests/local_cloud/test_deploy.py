@@ -107,9 +107,9 @@ def test_artifact_uris_and_outputs_table() -> None:
 
 def test_deploy_packaged_versions_rollback_and_clean_up(tmp_path: Path, no_real_aws: list[str]) -> None:
     """A packaged template deploys from S3; a broken version rolls back; delete_stack leaves nothing."""
-    from workshop.cloud import LocalCloud
+    from localcloud.cloud import LocalCloud
 
-    with LocalCloud(port=0, control=False, repo_root=REPO) as artifacts:
+    with LocalCloud(REPO / "sam-app" / "template.yaml", port=0, control=False) as artifacts:
         s3 = artifacts.client("s3")
         s3.create_bucket(Bucket="artifacts")
         archive = tmp_path / "code.zip"

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from workshop.event_sources import matches_filter, s3_lambda_record, sns_lambda_event
-from workshop.lambda_runtime import FunctionSpec
-from workshop.template import AsyncConfig, S3NotificationModel, SnsSubscriptionModel, StreamMappingModel
+from localcloud.event_sources.sources import matches_filter, s3_lambda_record, sns_lambda_event
+from localcloud.lambda_service.runtime import FunctionSpec
+from localcloud.cfn.stack import AsyncConfig, S3NotificationModel, SnsSubscriptionModel, StreamMappingModel
 
 pytestmark = pytest.mark.local_cloud
 

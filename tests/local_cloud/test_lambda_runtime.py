@@ -1,4 +1,4 @@
-"""The local Lambda service (workshop.lambda_runtime): real awslambdaric processes behind a local
+"""The local Lambda service (localcloud.lambda_service.runtime): real awslambdaric processes behind a local
 Runtime API, held to what Lambda does: cold and warm starts, concurrency and throttling, the
 REPORT line, timeouts, memory, errors, logs, the environment, and cleaning up."""
 
@@ -14,8 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from workshop import lambda_runtime
-from workshop.lambda_runtime import (
+from localcloud.lambda_service import runtime as lambda_runtime
+from localcloud.lambda_service.runtime import (
     FunctionSpec,
     LambdaRuntime,
     Report,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from samcli.yamlhelper import yaml_parse
 
-from workshop.template import Stack, TemplateError, host_code_dir
+from localcloud.cfn.stack import Stack, TemplateError, host_code_dir
 
 pytestmark = pytest.mark.local_cloud
 

@@ -47,11 +47,11 @@ def lost(what: str) -> None:
 @contextlib.contextmanager
 def local_cloud(**kwargs: Any) -> Iterator[Any]:
     """A started LocalCloud (port 0, fast retries) whose ``results`` list every invocation's result."""
-    from workshop.cloud import LocalCloud
+    from localcloud.cloud import LocalCloud
 
     kwargs.setdefault("retry_delays", FAST_RETRIES)
     kwargs.setdefault("stream_retry_delay", 0.05)
-    cloud = LocalCloud(port=0, repo_root=REPO, **kwargs)
+    cloud = LocalCloud(REPO / "sam-app" / "template.yaml", port=0, **kwargs)
     cloud.start()
     cloud.results = []
     real_invoke = cloud.runtime.invoke

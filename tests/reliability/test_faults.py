@@ -1,7 +1,7 @@
 """Faults during a create, injected, and what the app does with them: retried, dead-lettered or failed
 visibly, nothing lost, the quota never spent twice for one request.
 
-The functions that create thumbnails talk to moto through ``workshop.faults.FaultProxy`` (their
+The functions that create thumbnails talk to moto through ``localcloud.faults.FaultProxy`` (their
 ``AWS_ENDPOINT_URL`` is the proxy's: a local-cloud setting, the app is unchanged), which breaks chosen
 calls: S3, DynamoDB and SNS errors, plus a slow call that outlives the function's timeout, and an
 execution environment killed (SIGKILL) in the middle of an invocation. Then a duplicated create
@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from tests.reliability import harness
-from workshop.faults import FaultProxy
+from localcloud.faults import FaultProxy
 
 pytestmark = pytest.mark.local_cloud
 
@@ -274,7 +274,7 @@ def test_a_duplicated_create_command_does_the_work_once(cloud: Any, proxy: Any, 
 
 
 def _stream_records(cloud: Any) -> list[dict]:
-    from workshop.event_sources import dynamodb_stream_record
+    from localcloud.event_sources.sources import dynamodb_stream_record
 
     table = cloud.outputs["ThumbnailsTableName"]
     arn = cloud.client("dynamodb").describe_table(TableName=table)["Table"]["LatestStreamArn"]

@@ -102,7 +102,7 @@ def bad_tokens(cloud: Any, users: dict[str, Any]) -> dict[str, tuple[str, int, s
     pool = idp.create_user_pool(PoolName="another-pool")["UserPool"]["Id"]
     client = idp.create_user_pool_client(UserPoolId=pool, ClientName="c", ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH"])
     client_id = client["UserPoolClient"]["ClientId"]
-    from workshop.cloud import add_user, id_token
+    from localcloud.users import add_user, id_token
 
     add_user(idp, pool, "mallory", harness.PASSWORD)
     other_pool = id_token(idp, client_id, "mallory", harness.PASSWORD)

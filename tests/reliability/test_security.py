@@ -225,11 +225,11 @@ open(_LOG + ".loaded", "a").write(f"{os.getpid()}\n")
 
 FLOW = r'''
 import dataclasses, os, sys, time, requests
-from workshop.cloud import LocalCloud
+from localcloud.cloud import LocalCloud
 from benchmarks.photos import encode, realistic_photo
 
 guard_dir = os.environ["NET_GUARD_DIR"]
-with LocalCloud(port=0, retry_delays=(0.05, 0.1), stream_retry_delay=0.05) as cloud:
+with LocalCloud("sam-app/template.yaml", port=0, retry_delays=(0.05, 0.1), stream_retry_delay=0.05) as cloud:
     for name in cloud.functions:  # the Lambda environments are processes too: guard them the same way
         spec = cloud.runtime.spec(name)
         cloud.runtime.register(dataclasses.replace(

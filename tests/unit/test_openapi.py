@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from workshop.openapi import CONTRACT, SECURITY_SCHEME, export
-from workshop.template import Stack
+from localcloud.cfn.stack import Stack
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "sam-app" / "template.yaml"
 

@@ -62,7 +62,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
-from workshop.template import AsyncConfig, S3NotificationModel, SnsSubscriptionModel, Stack, StreamMappingModel
+from localcloud.cfn.stack import AsyncConfig, S3NotificationModel, SnsSubscriptionModel, Stack, StreamMappingModel
+from localcloud.errors import Throttled, UnknownFunction
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +84,6 @@ Invoke = Callable[[str, Any], Any]  # (function name, event) -> InvocationResult
 def _iso(ts: float | None = None) -> str:
     moment = _dt.datetime.fromtimestamp(ts if ts is not None else time.time(), _dt.UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def _is_throttle(exc: BaseException) -> bool:
-    return any(cls.__name__ == "Throttled" for cls in type(exc).__mro__)
-
-
-def _is_unknown_function(exc: BaseException) -> bool:
-    return any(cls.__name__ == "UnknownFunction" for cls in type(exc).__mro__)
 
 
 def _error_message(result: Any) -> str:
@@ -373,10 +366,10 @@ class AsyncInvoker:
         try:
             result = self.invoke(job.function, job.event)
         except Exception as e:  # noqa: BLE001
-            if _is_throttle(e):
+            if isinstance(e, Throttled):
                 self._later(job, self.throttle_delay)  # throttles are retried without counting
                 return
-            if _is_unknown_function(e) or self._stopped:
+            if isinstance(e, UnknownFunction) or self._stopped:
                 self._record(job, "dropped", None, None, str(e))
                 log.warning("async event for %s dropped: %s", job.function, e)
                 return
@@ -757,7 +750,7 @@ class StreamPoller:
             try:
                 result = self.invoke(m.function, {"Records": records})
             except Exception as e:  # noqa: BLE001
-                if _is_throttle(e):
+                if isinstance(e, Throttled):
                     self.invocations.append({"records": [self._seq(r) for r in records], "outcome": "throttled"})
                     pending.appendleft((records, retries, invocations))
                     self.stopped.wait(self.throttle_delay)

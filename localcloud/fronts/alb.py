@@ -3,7 +3,7 @@
 The talk compares API Gateway + Lambda with ALB + Lambda. This module is the ALB half, on 127.0.0.1,
 in front of the same functions the local API Gateway calls::
 
-    from workshop.alb import LocalAlb
+    from localcloud.fronts.alb import LocalAlb
     alb = LocalAlb([("GET", "/ping", "PingFunction"),
                     ("GET", "/thumbnails/{thumbnail_id}", "GetThumbnailFunction")],
                    invoke=cloud.invoke).start()

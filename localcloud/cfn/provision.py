@@ -10,7 +10,7 @@ CloudFormation type                what is made in moto
 AWS::DynamoDB::Table               the table (keys, billing, indexes, stream, SSE, tags) + TTL
 AWS::S3::Bucket                    the bucket, encryption, public access block, ownership,
                                    versioning, lifecycle, CORS, tags (notifications: see
-                                   ``workshop.event_sources``)
+                                   ``localcloud.event_sources.sources``)
 AWS::SNS::Topic                    the topic (attributes, tags, non-Lambda inline subscriptions)
 AWS::SNS::Subscription             non-Lambda protocols; Lambda ones are event sources
 AWS::SQS::Queue                    the queue and its attributes (redrive policy included)
@@ -18,7 +18,7 @@ AWS::Cognito::UserPool(Client)     the pool (policies, schema, ...) and its app 
 AWS::Cognito::UserPoolGroup        the group
 AWS::Logs::LogGroup                the log group and its retention
 AWS::Lambda::Function              its log group ``/aws/lambda/<name>`` (the code runs in
-                                   ``workshop.lambda_runtime``, not in moto)
+                                   ``localcloud.lambda_service.runtime``, not in moto)
 =================================  ==============================================================
 
 IAM roles and policies, Lambda permissions, API Gateway resources, event invoke configs and
@@ -30,19 +30,15 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
-from workshop import config
-from workshop.template import Stack
+from localcloud.cfn.stack import Stack
+from localcloud.sdk import Clients
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Clients", "ProvisionError", "provision"]
+__all__ = ["ProvisionError", "provision"]
 
 #: Types the local cloud reads elsewhere (or that need nothing locally): no warning for them.
 _READ_ELSEWHERE = frozenset(
@@ -68,32 +64,6 @@ _READ_ELSEWHERE = frozenset(
 
 class ProvisionError(RuntimeError):
     """A resource could not be made in moto; names the resource and moto's reason."""
-
-
-class Clients:
-    """boto3 clients aimed at the local cloud's moto, with fake credentials; one per service, shared."""
-
-    def __init__(self, endpoint_url: str, region: str) -> None:
-        self.endpoint_url = endpoint_url
-        self.region = region
-        self._session = boto3.session.Session(
-            aws_access_key_id=config.FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=config.FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            aws_session_token=config.FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
-            region_name=region,
-        )
-        self._clients: dict[str, Any] = {}
-        self._lock = threading.Lock()
-        self._config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30,
-                              max_pool_connections=20)
-
-    def __call__(self, service: str) -> Any:
-        with self._lock:  # a boto3 session is not thread-safe; its clients are
-            client = self._clients.get(service)
-            if client is None:
-                client = self._session.client(service, endpoint_url=self.endpoint_url, config=self._config)
-                self._clients[service] = client
-            return client
 
 
 def _ints(value: Any, *keys: str) -> Any:
@@ -272,7 +242,7 @@ class _Provisioner:
 
     def subscription(self, lid: str, props: dict) -> tuple[Any, dict] | None:
         if str(props.get("Protocol", "")).lower() == "lambda":
-            return None  # workshop.event_sources delivers it
+            return None  # localcloud.event_sources.sources delivers it
         attributes = {}
         for key in ("FilterPolicy", "FilterPolicyScope", "RawMessageDelivery", "RedrivePolicy", "DeliveryPolicy"):
             if key in props:

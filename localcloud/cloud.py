@@ -2,7 +2,7 @@
 
 ``LocalCloud`` is ``sam deploy`` + AWS on 127.0.0.1, without Docker::
 
-    from workshop.cloud import LocalCloud
+    from localcloud.cloud import LocalCloud
 
     with LocalCloud(port=0, dispatch="sns") as cloud:
         cloud.add_user("ada", "Passw0rd!")
@@ -14,16 +14,16 @@ What ``start()`` does, in order:
 1. starts moto in server mode (``moto.server.ThreadedMotoServer``) in a child process of its own,
    on a free port of 127.0.0.1: each ``LocalCloud`` has its own AWS (moto's state is
    process-wide), and the child stops when this process goes, however it goes;
-2. reads ``sam-app/template.yaml`` (``workshop.template``), with its parameters (``Dispatch``
+2. reads ``sam-app/template.yaml`` (``localcloud.cfn.stack``), with its parameters (``Dispatch``
    from ``dispatch``; overrides in ``parameters``);
-3. makes the resources in moto in dependency order (``workshop.provision``);
-4. registers every function with the local Lambda runtime (``workshop.lambda_runtime``), code
+3. makes the resources in moto in dependency order (``localcloud.cfn.provision``);
+4. registers every function with the local Lambda runtime (``localcloud.lambda_service.runtime``), code
    from ``sam-app/src`` (or ``.aws-sam/build/<Function>`` when built for this machine), the
    template's environment, memory, timeout, reserved concurrency; the environments' AWS
    variables (``base_env``) aim at moto with fake credentials, never at a real account;
 5. wires S3 notifications, SNS subscriptions and DynamoDB stream mappings
-   (``workshop.event_sources``);
-6. starts the API (``workshop.apigateway``) with the template's routes and its Cognito authorizer;
+   (``localcloud.event_sources.sources``);
+6. starts the API (``localcloud.apigateway.gateway``) with the template's routes and its Cognito authorizer;
 7. forwards every invocation's log lines to CloudWatch Logs in moto
    (``/aws/lambda/<Function>``, one stream per execution environment), and serves a small
    control endpoint (``POST /invoke/<Function>[?debug_port=N]``, ``POST /debug/<Function>``) for
@@ -37,8 +37,6 @@ and the fake credentials ``testing``; none reads ``~/.aws``. Presigned S3 URLs p
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import http.server
 import json
 import logging
@@ -55,7 +53,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from workshop import config
+from localcloud.errors import CloudError, Throttled
+from localcloud.sdk import Clients, fake_aws_environment
+from localcloud.users import add_user, id_token
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +107,6 @@ try:
 finally:
     os._exit(0)
 """
-
-
-class CloudError(RuntimeError):
-    """The local cloud could not start or do what was asked; the message says what to do."""
 
 
 def _free_port_check(port: int) -> None:
@@ -343,7 +339,7 @@ class _ControlServer:
                 try:
                     result = cloud_ref.invoke(name, event, debug_port=debug_port)
                 except Exception as e:  # noqa: BLE001
-                    status = 429 if type(e).__name__ == "Throttled" else 500
+                    status = 429 if isinstance(e, Throttled) else 500
                     self._answer(status, {"error": f"{type(e).__name__}: {e}"})
                     return
                 self._answer(200, {
@@ -387,35 +383,37 @@ class LocalCloud:
 
     def __init__(
         self,
+        template: str | os.PathLike[str],
         port: int = 0,
         dispatch: str = "sns",
-        repo_root: str | os.PathLike[str] | None = None,
         *,
         parameters: Mapping[str, Any] | None = None,
-        stack_name: str | None = None,
-        region: str | None = None,
-        account_id: str | None = None,
-        retry_delays: tuple[float, ...] | None = None,
-        stream_retry_delay: float | None = None,
+        stack_name: str = "thumbnailr",
+        region: str = "us-east-1",
+        account_id: str = "123456789012",
+        retry_delays: tuple[float, ...] = (1.0, 2.0),
+        stream_retry_delay: float = 0.2,
+        cache_dir: str | os.PathLike[str] | None = None,
         control: bool = True,
         echo_logs: Callable[[str, list[str]], None] | None = None,
         on_request: Callable[[dict], None] | None = None,
         account_concurrency: int = 10,
     ) -> None:
+        self.template_path = Path(template).resolve()
         self.port = port
         self.dispatch = dispatch
-        self.repo_root = Path(repo_root).resolve() if repo_root else config.repo_root()
         self.parameters = dict(parameters or {})
-        self.stack_name = stack_name or config.stack_name()
-        self.region = region or config.region()
-        self.account_id = account_id or config.account_id()
-        self.retry_delays = retry_delays or config.async_retry_delays()
-        self.stream_retry_delay = config.stream_retry_delay() if stream_retry_delay is None else stream_retry_delay
+        self.stack_name = stack_name
+        self.region = region
+        self.account_id = account_id
+        self.retry_delays = retry_delays
+        self.stream_retry_delay = stream_retry_delay
+        # the SAM transform takes seconds; its result is kept beside SAM CLI's own build output
+        self.cache_dir = Path(cache_dir) if cache_dir else self.template_path.parent / ".aws-sam" / "localcloud"
         self.control = control
         self.echo_logs = echo_logs
         self.on_request = on_request
         self.account_concurrency = account_concurrency
-        self.template_path = config.template_path(self.repo_root)
         self.stack: Any = None
         self.runtime: Any = None
         self.gateway: Any = None
@@ -454,7 +452,7 @@ class LocalCloud:
         return self
 
     def _start(self) -> None:
-        from workshop.template import Stack, TemplateError
+        from localcloud.cfn.stack import Stack, TemplateError
 
         # moto imports in its own process while this one reads the template
         self._moto = _MotoProcess(self._child_env())
@@ -466,19 +464,19 @@ class LocalCloud:
                 stack_name=self.stack_name,
                 region=self.region,
                 account_id=self.account_id,
-                cache_dir=self.repo_root / ".workshop" / "cache",
+                cache_dir=self.cache_dir,
             )
         except TemplateError as e:
             raise CloudError(str(e)) from None
         moto_port = self._moto.wait_ready()
         self._endpoint_url = f"http://localhost:{moto_port}"
 
-        from workshop.apigateway import LocalApiGateway, Route
-        from workshop.cognito import CognitoVerifier
-        from workshop.event_sources import EventSources
-        from workshop.lambda_runtime import FunctionSpec, LambdaRuntime
-        from workshop.provision import Clients, ProvisionError, provision
-        from workshop.template import host_code_dir
+        from localcloud.apigateway.gateway import LocalApiGateway, Route
+        from localcloud.apigateway.cognito import CognitoVerifier
+        from localcloud.event_sources.sources import EventSources
+        from localcloud.lambda_service.runtime import FunctionSpec, LambdaRuntime
+        from localcloud.cfn.provision import ProvisionError, provision
+        from localcloud.cfn.stack import host_code_dir
 
         self._clients = Clients(self._endpoint_url, self.region)
         try:
@@ -488,7 +486,7 @@ class LocalCloud:
 
         self._logs = _LogForwarder(self._clients, self._stream_of_request, self.echo_logs)
         self.runtime = LambdaRuntime(
-            base_env=config.fake_aws_environment(self._endpoint_url, self.region),
+            base_env=fake_aws_environment(self._endpoint_url, self.region),
             log_sink=self._logs.sink,
             region=self.region,
             account_id=self.account_id,
@@ -616,7 +614,7 @@ class LocalCloud:
 
     def environment(self) -> dict[str, str]:
         """The variables that aim an AWS SDK or CLI at this local cloud (fake credentials)."""
-        return config.fake_aws_environment(self.endpoint_url, self.region)
+        return fake_aws_environment(self.endpoint_url, self.region)
 
     def invoke(self, function: str, event: Any, *, debug_port: int | None = None) -> Any:
         """Invoke ``function`` synchronously (``RequestResponse``): the runtime's ``InvocationResult``.
@@ -686,7 +684,7 @@ class LocalCloud:
 
     def _child_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        env.update(config.fake_aws_environment("http://localhost:0", self.region))
+        env.update(fake_aws_environment("http://localhost:0", self.region))
         env.pop("AWS_ENDPOINT_URL", None)
         return env
 
@@ -724,39 +722,3 @@ class LocalCloud:
             if secret:
                 outputs["CognitoClientSecret"] = secret
         return outputs
-
-
-# --------------------------------------------------------------------------- Cognito helpers
-
-
-def _secret_hash(username: str, client_id: str, secret: str) -> str:
-    digest = hmac.new(secret.encode(), (username + client_id).encode(), hashlib.sha256).digest()
-    return base64.b64encode(digest).decode()
-
-
-def add_user(idp: Any, pool_id: str, name: str, password: str) -> None:
-    """Create a confirmed user with a permanent password (what an admin does for a test user)."""
-    try:
-        idp.admin_create_user(UserPoolId=pool_id, Username=name, MessageAction="SUPPRESS")
-    except idp.exceptions.UsernameExistsException:
-        raise CloudError(f"user {name} already exists in pool {pool_id}") from None
-    try:
-        idp.admin_set_user_password(UserPoolId=pool_id, Username=name, Password=password, Permanent=True)
-    except idp.exceptions.InvalidPasswordException as e:
-        idp.admin_delete_user(UserPoolId=pool_id, Username=name)
-        raise CloudError(f"password refused by the pool's policy: {e.response['Error'].get('Message', e)}") from None
-
-
-def id_token(idp: Any, client_id: str, name: str, password: str, secret: str | None = None) -> str:
-    """Sign in with ``USER_PASSWORD_AUTH`` and return the ID token."""
-    params = {"USERNAME": name, "PASSWORD": password}
-    if secret:
-        params["SECRET_HASH"] = _secret_hash(name, client_id, secret)
-    try:
-        answer = idp.initiate_auth(AuthFlow="USER_PASSWORD_AUTH", ClientId=client_id, AuthParameters=params)
-    except (idp.exceptions.NotAuthorizedException, idp.exceptions.UserNotFoundException):
-        raise CloudError(f"sign-in refused for {name}: wrong user name or password") from None
-    if "AuthenticationResult" not in answer:
-        raise CloudError(f"sign-in for {name} needs a challenge ({answer.get('ChallengeName')}); "
-                         "use `python -m workshop user add` to make a confirmed user")
-    return answer["AuthenticationResult"]["IdToken"]

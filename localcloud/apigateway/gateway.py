@@ -94,15 +94,16 @@ import threading
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, Protocol
 
-from workshop.cognito import JwksUnavailable, TokenInvalid
+from localcloud.apigateway.cognito import JwksUnavailable, TokenInvalid
+from localcloud.errors import Throttled
 
 if TYPE_CHECKING:
-    from workshop.cognito import CognitoVerifier
+    from localcloud.apigateway.cognito import CognitoVerifier
 
 __all__ = ["InvokeOutcome", "LocalApiGateway", "Route"]
 
@@ -205,7 +206,7 @@ def _resource_id(path: str) -> str:
 
 
 def _is_throttle(exc: BaseException) -> bool:
-    if any(cls.__name__ == "Throttled" for cls in type(exc).__mro__):
+    if isinstance(exc, Throttled):
         return True
     error = getattr(exc, "response", None)
     return isinstance(error, dict) and error.get("Error", {}).get("Code") == "TooManyRequestsException"

@@ -78,6 +78,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from localcloud.errors import RequestTooLarge, Throttled, UnknownFunction
+
 __all__ = [
     "EnvironmentRecord",
     "FunctionSpec",
@@ -255,39 +257,6 @@ class EnvironmentRecord:
     pid: int | None = None
     log_stream: str = ""
     debug_port: int | None = None  # debugpy's port when the environment ran under the debugger
-
-
-class Throttled(Exception):
-    """Lambda's ``TooManyRequestsException`` (HTTP 429, "Rate Exceeded.").
-
-    ``reason`` is ``ReservedFunctionConcurrentInvocationLimitExceeded`` (the function's reserved
-    concurrency is used up) or ``ConcurrentInvocationLimitExceeded`` (the account's).
-    """
-
-    def __init__(self, function_name: str, reason: str) -> None:
-        super().__init__("Rate Exceeded.")
-        self.message = "Rate Exceeded."
-        self.function_name = function_name
-        self.reason = reason
-
-    def __repr__(self) -> str:
-        return f"Throttled({self.function_name!r}, reason={self.reason!r})"
-
-
-class UnknownFunction(KeyError):
-    """Lambda's ``ResourceNotFoundException`` for an unregistered function."""
-
-    def __init__(self, name: str, arn: str) -> None:
-        super().__init__(name)
-        self.name = name
-        self.message = f"Function not found: {arn}"
-
-    def __str__(self) -> str:
-        return self.message
-
-
-class RequestTooLarge(ValueError):
-    """Lambda's ``RequestEntityTooLargeException``: an event over 6 MB."""
 
 
 # --------------------------------------------------------------------------- helpers

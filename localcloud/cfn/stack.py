@@ -19,7 +19,7 @@
    ``Fn::Base64``, ``Fn::GetAZs``; ``AWS::NoValue`` removes the key or item.
 
 What a resource's ``Ref`` and ``Fn::GetAtt`` give is *recorded* as resources are made
-(``record``): ``workshop.provision`` records moto's answers (a table's ``StreamArn``, a pool's id).
+(``record``): ``localcloud.cfn.provision`` records moto's answers (a table's ``StreamArn``, a pool's id).
 ``predict()`` records what they would be without making anything, which is all
 ``functions()``, ``routes()`` and the event-source readers need to be tested offline.
 

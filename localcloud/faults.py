@@ -3,7 +3,7 @@
 Point a function (or any SDK) at the proxy instead of moto, through ``AWS_ENDPOINT_URL``, and tell
 the proxy which calls to break::
 
-    from workshop.faults import FaultProxy
+    from localcloud.faults import FaultProxy
 
     with FaultProxy(cloud.endpoint_url) as proxy:
         spec = cloud.runtime.spec("CreateThumbnailFunction")

@@ -4,17 +4,17 @@ The talk's third option is "ALB + EC2": the same code on a long-running server. 
 stdlib ``ThreadingHTTPServer`` in a separate Python process that imports the app's handler modules
 once and calls them directly: no Lambda runtime between the request and the code::
 
-    from workshop import standalone
-    server = standalone.start(cloud)          # a subprocess, aimed at the local cloud's moto
+    from localcloud import start_plain_server
+    server = start_plain_server(cloud)          # a subprocess, aimed at the local cloud's moto
     requests.get(server.url + "/ping")
     server.stop()
 
-:func:`start` reads the routes, handlers and environment variables from the local cloud (the
+:func:`start_plain_server` reads the routes, handlers and environment variables from the local cloud (the
 template's), gives the process ``cloud.environment()`` (``AWS_ENDPOINT_URL`` and fake credentials)
 plus the functions' variables, and puts the functions' code folder on ``PYTHONPATH``. The server
 makes an API Gateway proxy event of each request (the handlers' contract), with the same benchmark
-identity trick as :mod:`workshop.alb`: the ``x-user-sub`` header becomes
-``requestContext.authorizer.claims.sub``. Run directly, ``python -m workshop.standalone CONFIG.json``
+identity trick as :mod:`localcloud.fronts.alb`: the ``x-user-sub`` header becomes
+``requestContext.authorizer.claims.sub``. Run directly, ``python -m localcloud.fronts.plain_server CONFIG.json``
 prints ``listening on PORT`` and serves until stdin closes or it is terminated.
 """
 
@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from workshop.alb import IDENTITY_HEADER, AlbRoute, match
+from localcloud.fronts.alb import IDENTITY_HEADER, AlbRoute, match
 
-__all__ = ["Standalone", "apigw_event", "config_for", "start"]
+__all__ = ["Standalone", "apigw_event", "config_for", "start_plain_server"]
 
 
 def apigw_event(method: str, target: str, headers: dict[str, str], body: bytes, pattern: str,
@@ -188,17 +188,17 @@ class Standalone:
         self.stop()
 
 
-def start(cloud: Any, functions: list[str] | None = None, timeout: float = 30) -> Standalone:
+def start_plain_server(cloud: Any, functions: list[str] | None = None, timeout: float = 30) -> Standalone:
     """Start the server process for the cloud's API routes (or those of ``functions``); returns when it listens."""
     config, fn_env, code_dir = config_for(cloud, functions)
     env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
     env.update(cloud.environment())
     env.update(fn_env)
-    env.update({"PYTHONPATH": os.pathsep.join([code_dir, str(Path(__file__).resolve().parents[1])]),
+    env.update({"PYTHONPATH": os.pathsep.join([code_dir, str(Path(__file__).resolve().parents[2])]),
                 "PYTHONUNBUFFERED": "1"})
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(config, f)
-    process = subprocess.Popen([sys.executable, "-m", "workshop.standalone", f.name], env=env, cwd=code_dir,
+    process = subprocess.Popen([sys.executable, "-m", "localcloud.fronts.plain_server", f.name], env=env, cwd=code_dir,
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     deadline = time.monotonic() + timeout
     try:
