@@ -1,1 +1,1 @@
-"""x"""
+"""The CloudFormation engine: the SAM transform, parameters, conditions, intrinsics, names, provisioning."""
