@@ -30,8 +30,9 @@ $(VENV)/.installed: requirements.txt
 lab: $(VENV)/.installed ## JupyterLab on the notebooks (the main job)
 	$(BIN)/jupyter lab notebooks/
 
-lint: $(VENV)/.installed ## lint the SAM template (fails on any cfn-lint error or warning)
+lint: $(VENV)/.installed ## lint the SAM template (any cfn-lint error or warning fails) and the import contracts
 	$(BIN)/cfn-lint sam-app/template.yaml
+	$(BIN)/lint-imports --no-cache
 	cd sam-app && ../$(BIN)/sam validate --lint
 
 build: $(VENV)/.installed ## sam build (python3.13, arm64)

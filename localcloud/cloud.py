@@ -1,37 +1,16 @@
-"""The local cloud: moto, the app's resources, the Lambda runtime, its event sources and the API.
+"""LocalCloud: starts the local cloud's parts in order (moto, the stack, Lambda, event sources, the API), and stops them.
 
-``LocalCloud`` is ``sam deploy`` + AWS on 127.0.0.1, without Docker::
+::
 
-    from localcloud.cloud import LocalCloud
+    from localcloud import LocalCloud
 
-    with LocalCloud(port=0, dispatch="sns") as cloud:
+    with LocalCloud("sam-app/template.yaml", port=0, dispatch="sns") as cloud:
         cloud.add_user("ada", "Passw0rd!")
         token = cloud.token("ada", "Passw0rd!")
         # HTTP to cloud.api_url with {"Authorization": token}; boto3 through cloud.client("s3")
 
-What ``start()`` does, in order:
-
-1. starts moto in server mode (``moto.server.ThreadedMotoServer``) in a child process of its own,
-   on a free port of 127.0.0.1: each ``LocalCloud`` has its own AWS (moto's state is
-   process-wide), and the child stops when this process goes, however it goes;
-2. reads ``sam-app/template.yaml`` (``localcloud.cfn.stack``), with its parameters (``Dispatch``
-   from ``dispatch``; overrides in ``parameters``);
-3. makes the resources in moto in dependency order (``localcloud.cfn.provision``);
-4. registers every function with the local Lambda runtime (``localcloud.lambda_service.runtime``), code
-   from ``sam-app/src`` (or ``.aws-sam/build/<Function>`` when built for this machine), the
-   template's environment, memory, timeout, reserved concurrency; the environments' AWS
-   variables (``base_env``) aim at moto with fake credentials, never at a real account;
-5. wires S3 notifications, SNS subscriptions and DynamoDB stream mappings
-   (``localcloud.event_sources.sources``);
-6. starts the API (``localcloud.apigateway.gateway``) with the template's routes and its Cognito authorizer;
-7. forwards every invocation's log lines to CloudWatch Logs in moto
-   (``/aws/lambda/<Function>``, one stream per execution environment), and serves a small
-   control endpoint (``POST /invoke/<Function>[?debug_port=N]``, ``POST /debug/<Function>``) for
-   ``python -m workshop invoke`` and ``python -m workshop debug``.
-
-Every boto3 client it makes (``client()``) and every process it starts gets the moto endpoint
-and the fake credentials ``testing``; none reads ``~/.aws``. Presigned S3 URLs point at
-``http://localhost:<moto port>``, which HTTP clients on this machine can use.
+Every boto3 client it makes (``client()``) and every process it starts gets the endpoint and the fake
+credentials ``testing`` (``localcloud.sdk``); none reads ``~/.aws``.
 """
 
 from __future__ import annotations
@@ -41,11 +20,7 @@ import http.server
 import json
 import logging
 import os
-import queue
 import re
-import select
-import subprocess
-import sys
 import threading
 import time
 import urllib.parse
@@ -53,233 +28,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from localcloud.endpoint.moto_process import MotoProcess
 from localcloud.errors import CloudError, Throttled
+from localcloud.lambda_service.logs import LogForwarder
 from localcloud.sdk import Clients, fake_aws_environment
 from localcloud.users import add_user, id_token
 
 log = logging.getLogger(__name__)
 
 __all__ = ["CloudError", "LocalCloud"]
-
-#: The moto child: a ThreadedMotoServer that lives as long as its stdin is open.
-_MOTO_CHILD = r"""
-import logging, os, sys, threading, time
-logging.getLogger("werkzeug").setLevel(logging.ERROR)
-from moto.server import ThreadedMotoServer
-from moto.dynamodb.models import DynamoDBBackend
-
-# DynamoDB applies each request atomically (a conditional update is checked and applied as one);
-# moto's threaded server does not, and loses or double-counts concurrent writes. One lock per request
-# restores what the app relies on, and no more: two requests can still interleave between them.
-_dynamodb_lock = threading.RLock()
-def _atomic(method):
-    def call(self, *args, **kwargs):
-        with _dynamodb_lock:
-            return method(self, *args, **kwargs)
-    return call
-for _name in ("put_item", "update_item", "delete_item", "get_item", "transact_write_items",
-              "transact_get_items", "batch_write_item", "query", "scan"):
-    setattr(DynamoDBBackend, _name, _atomic(getattr(DynamoDBBackend, _name)))
-
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(sys.argv[1]), verbose=False)
-server.start()
-print("MOTO_READY", server.get_host_and_port()[1], flush=True)
-
-def janitor():
-    # moto keeps every DynamoDB shard iterator it ever handed out; a stream poller asks for one
-    # every 100 ms. Only the newest ones can still be used.
-    from moto.dynamodbstreams.models import dynamodbstreams_backends
-    while True:
-        time.sleep(10)
-        try:
-            for account in list(dynamodbstreams_backends.values()):
-                for backend in list(account.values()):
-                    its = backend.shard_iterators
-                    if len(its) > 500:
-                        for key in list(its)[:-100]:
-                            its.pop(key, None)
-        except Exception:
-            pass
-
-threading.Thread(target=janitor, daemon=True).start()
-try:
-    sys.stdin.read()  # returns at EOF: the parent closed the pipe or is gone
-finally:
-    os._exit(0)
-"""
-
-
-def _free_port_check(port: int) -> None:
-    if port == 0:
-        return
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            raise CloudError(
-                f"port {port} on 127.0.0.1 is taken (another `python -m workshop up`, `sam local start-api`, or "
-                f"another server?): stop that, or use another port (--port {port + 1}, or --port 0 for any free one)"
-            ) from None
-
-
-class _MotoProcess:
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", _MOTO_CHILD, "0"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=dict(env),
-            start_new_session=True,  # a Ctrl-C in a terminal goes to `up`, which stops moto itself
-        )
-        self.port: int | None = None
-
-    def wait_ready(self, timeout: float = 30.0) -> int:
-        assert self.process.stdout is not None
-        deadline = time.monotonic() + timeout
-        line = b""
-        fd = self.process.stdout.fileno()
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                break
-            chunk = os.read(fd, 256)
-            if not chunk:
-                raise CloudError(f"moto did not start (exit code {self.process.wait()}); see the error above")
-            line += chunk
-            if b"\n" in line:
-                match = re.search(rb"MOTO_READY (\d+)", line)
-                if match:
-                    self.port = int(match.group(1))
-                    return self.port
-        self.stop()
-        raise CloudError(f"moto did not start within {timeout:.0f} s")
-
-    def stop(self) -> None:
-        process = self.process
-        if process.poll() is None:
-            try:
-                if process.stdin:
-                    process.stdin.close()
-            except OSError:
-                pass
-            try:
-                process.wait(3)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(3)
-        for pipe in (process.stdout, process.stdin):
-            try:
-                if pipe:
-                    pipe.close()
-            except OSError:
-                pass
-
-
-class _LogForwarder:
-    """Sends each invocation's log lines to CloudWatch Logs in moto, off the invoking thread."""
-
-    def __init__(self, clients: Callable[[str], Any], streams_of: Callable[[str], str | None],
-                 echo: Callable[[str, list[str]], None] | None = None) -> None:
-        self.clients = clients
-        self.streams_of = streams_of
-        self.echo = echo
-        self.queue: queue.Queue = queue.Queue()
-        self.known: set[tuple[str, str]] = set()
-        self.stream_by_request: dict[str, str] = {}
-        self.thread = threading.Thread(target=self._run, name="log-forwarder", daemon=True)
-        self.thread.start()
-
-    def note(self, request_id: str, stream: str) -> None:
-        if stream:
-            self.stream_by_request[request_id] = stream
-
-    def sink(self, function: str, lines: list[str], *rest: Any) -> None:
-        """The runtime's ``log_sink(name, lines)``; a third argument, the log stream or the
-        ``InvocationResult``, is used if the runtime passes one (it does not say the stream yet)."""
-        extra = rest[0] if rest else None
-        stream = extra if isinstance(extra, str) else getattr(extra, "log_stream", None) or None
-        if self.echo is not None:
-            try:
-                self.echo(function, lines)
-            except Exception:  # noqa: BLE001
-                pass
-        self.queue.put((function, list(lines), int(time.time() * 1000), stream))
-
-    def flush(self, timeout: float = 5.0) -> None:
-        done = threading.Event()
-        self.queue.put(done)
-        done.wait(timeout)
-
-    def stop(self) -> None:
-        self.queue.put(None)
-        self.thread.join(5)
-
-    def _request_id(self, lines: list[str]) -> str | None:
-        for line in lines:
-            match = re.match(r"(?:START|END|REPORT) RequestId: ([0-9a-f-]{36})", line)
-            if match:
-                return match.group(1)
-        return None
-
-    def _run(self) -> None:
-        while True:
-            batch = [self.queue.get()]
-            while True:  # take everything waiting: one pass resolves streams and sends per stream
-                try:
-                    batch.append(self.queue.get_nowait())
-                except queue.Empty:
-                    break
-            items = [i for i in batch if isinstance(i, tuple)]
-            if items:
-                try:
-                    self._send(items)
-                except Exception as e:  # noqa: BLE001 - logs must never break the cloud
-                    log.debug("forwarding logs failed: %s", e)
-            for item in batch:
-                if isinstance(item, threading.Event):
-                    item.set()
-            if any(item is None for item in batch):
-                return
-
-    def _send(self, items: list[tuple]) -> None:
-        logs = self.clients("logs")
-        resolved = []
-        missing = False
-        for function, lines, timestamp, stream in items:
-            request_id = self._request_id(lines)
-            if stream is None and request_id:
-                stream = self.stream_by_request.pop(request_id, None)
-                missing = missing or stream is None
-            resolved.append([function, lines, timestamp, stream, request_id])
-        if missing:
-            time.sleep(0.02)  # the invoker notes the stream right after the sink is called
-            for item in resolved:
-                if item[3] is None and item[4]:
-                    item[3] = self.stream_by_request.pop(item[4], None) or self.streams_of(item[4])
-        if len(self.stream_by_request) > 10000:  # notes nobody will collect (no START line)
-            self.stream_by_request.clear()
-        by_stream: dict[tuple[str, str], list[dict]] = {}
-        for function, lines, timestamp, stream, _ in resolved:
-            key = (f"/aws/lambda/{function}", stream or time.strftime("%Y/%m/%d/[$LATEST]unknown"))
-            by_stream.setdefault(key, []).extend({"timestamp": timestamp, "message": line} for line in lines if line)
-        for (group, stream), events in by_stream.items():
-            if (group, stream) not in self.known:
-                try:
-                    logs.create_log_group(logGroupName=group)
-                except logs.exceptions.ResourceAlreadyExistsException:
-                    pass
-                try:
-                    logs.create_log_stream(logGroupName=group, logStreamName=stream)
-                except logs.exceptions.ResourceAlreadyExistsException:
-                    pass
-                self.known.add((group, stream))
-            events.sort(key=lambda e: e["timestamp"])  # stable: lines of one invocation keep their order
-            for i in range(0, len(events), 5000):  # PutLogEvents takes at most 10,000 events
-                logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events[i:i + 5000])
-
 
 class _ControlServer:
     """``POST /invoke/<Function>`` (body: the event) -> the invocation, as JSON; for ``workshop invoke``.
@@ -421,9 +178,9 @@ class LocalCloud:
         self.code_dirs: dict[str, tuple[Path, str]] = {}
         self.outputs: dict[str, Any] = {}
         self.started_in_s: float | None = None
-        self._moto: _MotoProcess | None = None
+        self._moto: MotoProcess | None = None
         self._clients: Any = None
-        self._logs: _LogForwarder | None = None
+        self._logs: LogForwarder | None = None
         self._control: _ControlServer | None = None
         self._endpoint_url: str | None = None
         self._lock = threading.Lock()
@@ -442,7 +199,6 @@ class LocalCloud:
         if self._moto is not None:
             raise CloudError("this LocalCloud is already started")
         began = time.monotonic()
-        _free_port_check(self.port)
         try:
             self._start()
         except BaseException:
@@ -455,7 +211,7 @@ class LocalCloud:
         from localcloud.cfn.stack import Stack, TemplateError
 
         # moto imports in its own process while this one reads the template
-        self._moto = _MotoProcess(self._child_env())
+        self._moto = MotoProcess(self._child_env())
         try:
             self.stack = Stack(
                 self.template_path,
@@ -484,7 +240,7 @@ class LocalCloud:
         except (ProvisionError, TemplateError) as e:
             raise CloudError(str(e)) from None
 
-        self._logs = _LogForwarder(self._clients, self._stream_of_request, self.echo_logs)
+        self._logs = LogForwarder(self._clients, self._stream_of_request, self.echo_logs)
         self.runtime = LambdaRuntime(
             base_env=fake_aws_environment(self._endpoint_url, self.region),
             log_sink=self._logs.sink,

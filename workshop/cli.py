@@ -130,10 +130,10 @@ def _check_function(state: dict[str, Any], name: str) -> None:
 # --------------------------------------------------------------------------- up / down / status
 
 
-def _cmd_up(args: argparse.Namespace) -> int:
+def _claim_state(state_path: Path) -> Any:
+    """The lock that makes this the only `up` (held until exit); a stale state file is removed."""
     import fcntl
 
-    state_path = config.state_file()
     state_path.parent.mkdir(parents=True, exist_ok=True)
     state = _read_state(state_path)
     if state and _pid_running(state.get("Pid")):
@@ -150,30 +150,33 @@ def _cmd_up(args: argparse.Namespace) -> int:
                             "stop it with `python -m workshop down` first") from None
     if state is not None:
         state_path.unlink(missing_ok=True)  # stale: its process is gone
+    return lock_file
 
+
+def _parameters(items: list[str] | None) -> dict[str, str]:
+    """``--param NAME=VALUE`` options as template parameters."""
     parameters = {}
-    for item in args.param or []:
+    for item in items or []:
         name, sep, value = item.partition("=")
         if not sep or not name:
             raise WorkshopError(f"--param {item!r}: use NAME=VALUE, e.g. --param MonthlyQuota=3", EXIT_USAGE)
         parameters[name] = value
+    return parameters
 
-    from localcloud import CloudError, LocalCloud
 
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set())
-                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+def _printers(quiet: bool) -> tuple[Any, Any]:
+    """(echo of the functions' log lines, access log of the API), both silent when ``quiet``."""
     print_lock = threading.Lock()
 
     def echo(function: str, lines: list[str]) -> None:
-        if args.quiet:
+        if quiet:
             return
         with print_lock:
             for line in lines:
                 print(f"[{function}] {line}", flush=True)
 
     def access(info: dict) -> None:
-        if args.quiet:
+        if quiet:
             return
         with print_lock:
             extra = f" -> {info.get('function')}" if info.get("function") else ""
@@ -181,6 +184,24 @@ def _cmd_up(args: argparse.Namespace) -> int:
             print(f"{time.strftime('%H:%M:%S')} {info.get('method')} {info.get('path')} {info.get('status')} "
                   f"{info.get('latency_ms', 0):.0f} ms{extra}{error}", flush=True)
 
+    return echo, access
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    state_path = config.state_file()
+    lock_file = _claim_state(state_path)
+    try:
+        parameters = _parameters(args.param)
+    except WorkshopError:
+        lock_file.close()
+        raise
+
+    from localcloud import CloudError, LocalCloud
+
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    echo, access = _printers(args.quiet)
     cloud = LocalCloud(**config.local_cloud_options(), port=args.port, dispatch=args.dispatch, parameters=parameters,
                        echo_logs=echo, on_request=access)
     try:

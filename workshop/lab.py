@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import atexit
 import io
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -23,6 +26,7 @@ from workshop import config
 
 PASSWORD = "Passw0rd!"  # the workshop's throwaway local password; the local pool lives in memory only
 _cloud = None
+_cloud_options: dict[str, Any] = {}  # what _cloud was started with
 
 
 class ExerciseNotDone(AssertionError):
@@ -47,15 +51,15 @@ def local_cloud(**options: Any):
     ``options`` go to ``localcloud.LocalCloud`` (e.g. ``dispatch="stream"``); asking again with
     different options restarts it.
     """
-    global _cloud
+    global _cloud, _cloud_options
     from localcloud import LocalCloud
 
-    if _cloud is not None and _cloud.running and getattr(_cloud, "_lab_options", None) == options:
+    if _cloud is not None and _cloud.running and _cloud_options == options:
         return _cloud
     if _cloud is not None:
         _cloud.stop()
     _cloud = LocalCloud(**{**config.local_cloud_options(), "port": 0, "control": False, **options})
-    _cloud._lab_options = options
+    _cloud_options = options
     _cloud.start()
     atexit.register(_cloud.stop)
     return _cloud
@@ -154,12 +158,8 @@ def show(images: dict[str, bytes] | Iterable[tuple[str, bytes]], size: float = 3
     plt.show()
 
 
-def sam(*args: str, cwd: Path | None = None, check: bool = False) -> "subprocess.CompletedProcess[str]":
+def sam(*args: str, cwd: Path | None = None, check: bool = False) -> subprocess.CompletedProcess[str]:
     """Run SAM CLI (the one installed beside this Python) in sam-app/, offline and without telemetry."""
-    import os
-    import subprocess
-    import sys
-
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), "SAM_CLI_TELEMETRY": "0"}
     env.setdefault("AWS_DEFAULT_REGION", config.region())

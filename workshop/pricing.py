@@ -271,11 +271,6 @@ def ec2_cost(instances: int, hours: float, prices: Prices = CURRENT, instance_ty
     return instances * (cents_up(each) if prices.ec2_round_up_each else each)
 
 
-def stream_read_cost(reads: float, prices: Prices = CURRENT) -> float:
-    """DynamoDB Streams GetRecords read requests."""
-    return reads * prices.dynamodb_stream_read
-
-
 # ----------------------------------------------------------------------------------- the comparison
 
 class Row(NamedTuple):

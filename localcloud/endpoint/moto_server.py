@@ -1,0 +1,92 @@
+"""The moto child process: moto's threaded server on 127.0.0.1, with the fixes the local cloud needs.
+
+Run by ``MotoProcess`` as ``python -m localcloud.endpoint.moto_server PORT``. It prints
+``MOTO_READY <port>`` once it listens and lives as long as its standard input is open, so it stops
+when the parent closes the pipe or dies, however it dies.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: DynamoDB operations applied as one step (see ``make_dynamodb_atomic``)
+ATOMIC_DYNAMODB_OPERATIONS = ("put_item", "update_item", "delete_item", "get_item", "transact_write_items",
+                              "transact_get_items", "batch_write_item", "query", "scan")
+#: shard iterators kept per stream backend: a stream poller asks for one every 100 ms
+KEEP_SHARD_ITERATORS = 100
+
+
+def make_dynamodb_atomic() -> None:
+    """One lock per DynamoDB request, as DynamoDB applies each request atomically.
+
+    A conditional update is checked and applied as one; moto's threaded server does not do that, and
+    loses or double-counts concurrent writes. Two requests can still interleave between them.
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+
+    def atomic(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return method(self, *args, **kwargs)
+        return call
+
+    for name in ATOMIC_DYNAMODB_OPERATIONS:
+        setattr(DynamoDBBackend, name, atomic(getattr(DynamoDBBackend, name)))
+
+
+def trim_shard_iterators() -> int:
+    """Forget all but the newest shard iterators of every stream backend; returns how many were dropped.
+
+    moto keeps every DynamoDB shard iterator it ever handed out, and only the newest can still be used.
+    """
+    from moto.dynamodbstreams.models import dynamodbstreams_backends
+
+    dropped = 0
+    for account in list(dynamodbstreams_backends.values()):
+        for backend in list(account.values()):
+            iterators = backend.shard_iterators
+            if len(iterators) > 5 * KEEP_SHARD_ITERATORS:
+                for key in list(iterators)[:-KEEP_SHARD_ITERATORS]:
+                    iterators.pop(key, None)
+                    dropped += 1
+    return dropped
+
+
+def _janitor(interval_s: float = 10.0) -> None:
+    while True:
+        time.sleep(interval_s)
+        try:
+            trim_shard_iterators()
+        except RuntimeError as e:  # a backend's dict changed while it was read: next time
+            log.debug("trimming shard iterators: %s", e)
+
+
+def main(port: int) -> None:
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    from moto.server import ThreadedMotoServer
+
+    make_dynamodb_atomic()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    print("MOTO_READY", server.get_host_and_port()[1], flush=True)
+    threading.Thread(target=_janitor, name="moto-janitor", daemon=True).start()
+    try:
+        sys.stdin.read()  # returns at EOF: the parent closed the pipe or is gone
+    finally:
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 0)

@@ -1,0 +1,118 @@
+"""Lambda's logs in CloudWatch Logs: each invocation's lines to ``/aws/lambda/<Function>``, one stream per environment."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+__all__ = ["LogForwarder"]
+
+
+class LogForwarder:
+    """Sends each invocation's log lines to CloudWatch Logs in moto, off the invoking thread."""
+
+    def __init__(self, clients: Callable[[str], Any], streams_of: Callable[[str], str | None],
+                 echo: Callable[[str, list[str]], None] | None = None) -> None:
+        self.clients = clients
+        self.streams_of = streams_of
+        self.echo = echo
+        self.queue: queue.Queue = queue.Queue()
+        self.known: set[tuple[str, str]] = set()
+        self.stream_by_request: dict[str, str] = {}
+        self.thread = threading.Thread(target=self._run, name="log-forwarder", daemon=True)
+        self.thread.start()
+
+    def note(self, request_id: str, stream: str) -> None:
+        if stream:
+            self.stream_by_request[request_id] = stream
+
+    def sink(self, function: str, lines: list[str], *rest: Any) -> None:
+        """The runtime's ``log_sink(name, lines)``; a third argument, the log stream or the
+        ``InvocationResult``, is used if the runtime passes one (it does not say the stream yet)."""
+        extra = rest[0] if rest else None
+        stream = extra if isinstance(extra, str) else getattr(extra, "log_stream", None) or None
+        if self.echo is not None:
+            try:
+                self.echo(function, lines)
+            except Exception:  # noqa: BLE001
+                pass
+        self.queue.put((function, list(lines), int(time.time() * 1000), stream))
+
+    def flush(self, timeout: float = 5.0) -> None:
+        done = threading.Event()
+        self.queue.put(done)
+        done.wait(timeout)
+
+    def stop(self) -> None:
+        self.queue.put(None)
+        self.thread.join(5)
+
+    def _request_id(self, lines: list[str]) -> str | None:
+        for line in lines:
+            match = re.match(r"(?:START|END|REPORT) RequestId: ([0-9a-f-]{36})", line)
+            if match:
+                return match.group(1)
+        return None
+
+    def _run(self) -> None:
+        while True:
+            batch = [self.queue.get()]
+            while True:  # take everything waiting: one pass resolves streams and sends per stream
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            items = [i for i in batch if isinstance(i, tuple)]
+            if items:
+                try:
+                    self._send(items)
+                except Exception as e:  # noqa: BLE001 - logs must never break the cloud
+                    log.debug("forwarding logs failed: %s", e)
+            for item in batch:
+                if isinstance(item, threading.Event):
+                    item.set()
+            if any(item is None for item in batch):
+                return
+
+    def _send(self, items: list[tuple]) -> None:
+        logs = self.clients("logs")
+        resolved = []
+        missing = False
+        for function, lines, timestamp, stream in items:
+            request_id = self._request_id(lines)
+            if stream is None and request_id:
+                stream = self.stream_by_request.pop(request_id, None)
+                missing = missing or stream is None
+            resolved.append([function, lines, timestamp, stream, request_id])
+        if missing:
+            time.sleep(0.02)  # the invoker notes the stream right after the sink is called
+            for item in resolved:
+                if item[3] is None and item[4]:
+                    item[3] = self.stream_by_request.pop(item[4], None) or self.streams_of(item[4])
+        if len(self.stream_by_request) > 10000:  # notes nobody will collect (no START line)
+            self.stream_by_request.clear()
+        by_stream: dict[tuple[str, str], list[dict]] = {}
+        for function, lines, timestamp, stream, _ in resolved:
+            key = (f"/aws/lambda/{function}", stream or time.strftime("%Y/%m/%d/[$LATEST]unknown"))
+            by_stream.setdefault(key, []).extend({"timestamp": timestamp, "message": line} for line in lines if line)
+        for (group, stream), events in by_stream.items():
+            if (group, stream) not in self.known:
+                try:
+                    logs.create_log_group(logGroupName=group)
+                except logs.exceptions.ResourceAlreadyExistsException:
+                    pass
+                try:
+                    logs.create_log_stream(logGroupName=group, logStreamName=stream)
+                except logs.exceptions.ResourceAlreadyExistsException:
+                    pass
+                self.known.add((group, stream))
+            events.sort(key=lambda e: e["timestamp"])  # stable: lines of one invocation keep their order
+            for i in range(0, len(events), 5000):  # PutLogEvents takes at most 10,000 events
+                logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events[i:i + 5000])
