@@ -68,8 +68,7 @@ def path_parameter(event: dict[str, Any], name: str) -> str:
 def error_response(error: Exception) -> dict[str, Any]:
     """The answer to an error: a domain error's status from STATUSES, 503 for an AWS fault, 500 for a bug
     (a domain error missing from STATUSES is one). Called in an ``except`` block, so the log has the trace."""
-    status = status_of(error) if isinstance(error, DomainError) else None
-    if status is not None:
+    if isinstance(error, DomainError) and (status := status_of(error)) is not None:
         return respond(status, {"message": error.message})
     if isinstance(error, (ClientError, BotoCoreError)):
         log.exception("an AWS call failed")
