@@ -8,8 +8,8 @@ app's contract: request and response schemas.
 
 The template declares no API Gateway *Models*; if it did, API Gateway would export these schemas
 from them. This module is therefore where the contract is written down (``SCHEMAS``, and which
-route answers what in ``CONTRACT``), following README's API table and the app's own validation
-(``thumbnailr.model``): 1..2048 px sides, the formats JPEG, PNG and WEBP, the upload content types,
+route answers what in ``CONTRACT``), following README's API table, with the limits taken from the app's
+own validation (``thumbnailr.model``: the sides, formats, upload content types, id pattern, statuses);
 unknown fields refused. Every error is ``{"message": string}``. No 5xx is part of the contract
 except API Gateway's own 502 (a function error or a malformed proxy answer).
 """
@@ -21,17 +21,27 @@ import os
 from typing import Any
 
 from localcloud import Stack
+from thumbnailr.model import (
+    ID_PATTERN,
+    MAX_THUMBNAIL_SIDE,
+    PHOTO_STATUSES,
+    THUMBNAIL_FORMATS,
+    THUMBNAIL_STATUSES,
+    UPLOAD_CONTENT_TYPES,
+)
 
 __all__ = ["CONTRACT", "SCHEMAS", "SECURITY_SCHEME", "export"]
 
 #: The authorizer's name in the template (ThumbnailApi.Auth.Authorizers).
 SECURITY_SCHEME = "CognitoAuthorizer"
 
-_ID = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
+_ID = {"type": "string", "pattern": ID_PATTERN}
+_SIDE = {"type": "integer", "minimum": 1, "maximum": MAX_THUMBNAIL_SIDE}
+_FORMAT = {"type": "string", "enum": list(THUMBNAIL_FORMATS)}
 _NULLABLE_INT = {"type": "integer", "nullable": True}
 _NULLABLE_STR = {"type": "string", "nullable": True}
 
-#: components/schemas: the app's contract (see thumbnailr.model).
+#: components/schemas: the app's contract, its limits from thumbnailr.model.
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Error": {
         "type": "object",
@@ -47,7 +57,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object",
         "required": ["content_type"],
         "additionalProperties": False,
-        "properties": {"content_type": {"type": "string", "enum": ["image/jpeg", "image/png", "image/webp"]}},
+        "properties": {"content_type": {"type": "string", "enum": list(UPLOAD_CONTENT_TYPES)}},
     },
     "Upload": {
         "type": "object",
@@ -70,7 +80,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["photo_id", "status", "width", "height", "format", "reason"],
         "properties": {
             "photo_id": _ID,
-            "status": {"type": "string", "enum": ["pending", "ready", "rejected"]},
+            "status": {"type": "string", "enum": list(PHOTO_STATUSES)},
             "width": _NULLABLE_INT,
             "height": _NULLABLE_INT,
             "format": _NULLABLE_STR,
@@ -83,9 +93,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "additionalProperties": False,
         "properties": {
             "photo_id": {"type": "string", "minLength": 1},
-            "width": {"type": "integer", "minimum": 1, "maximum": 2048},
-            "height": {"type": "integer", "minimum": 1, "maximum": 2048},
-            "format": {"type": "string", "enum": ["JPEG", "PNG", "WEBP"]},
+            "width": _SIDE,
+            "height": _SIDE,
+            "format": _FORMAT,
         },
     },
     "ThumbnailAccepted": {
@@ -99,10 +109,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {
             "thumbnail_id": _ID,
             "photo_id": {"type": "string"},
-            "status": {"type": "string", "enum": ["pending", "ready", "failed"]},
-            "width": {"type": "integer", "minimum": 1, "maximum": 2048},
-            "height": {"type": "integer", "minimum": 1, "maximum": 2048},
-            "format": {"type": "string", "enum": ["JPEG", "PNG", "WEBP"]},
+            "status": {"type": "string", "enum": list(THUMBNAIL_STATUSES)},
+            "width": _SIDE,
+            "height": _SIDE,
+            "format": _FORMAT,
             "url": {"type": "string"},
             "reason": _NULLABLE_STR,
         },

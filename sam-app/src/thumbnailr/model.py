@@ -16,13 +16,15 @@ MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 THUMBNAIL_CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 THUMBNAIL_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 
-_ID = re.compile(r"^[0-9a-f]{32}$")
+PHOTO_STATUSES = ("pending", "ready", "rejected")
+THUMBNAIL_STATUSES = ("pending", "ready", "failed")
+ID_PATTERN = r"^[0-9a-f]{32}$"  # what new_id makes
+
+_ID = re.compile(ID_PATTERN)
 
 
 class DomainError(Exception):
-    """An error the caller can act on; each maps to one HTTP status."""
-
-    status = 400
+    """An error the caller can act on, with a message for them."""
 
     def __init__(self, message: str):
         super().__init__(message)
@@ -30,19 +32,23 @@ class DomainError(Exception):
 
 
 class InvalidRequest(DomainError):
-    status = 400
+    """The request is malformed or out of bounds."""
+
+
+class Unauthorized(DomainError):
+    """There is no signed-in caller."""
 
 
 class NotFound(DomainError):
-    status = 404
+    """No such photo or thumbnail, or it is someone else's."""
 
 
 class NotReady(DomainError):
-    status = 409
+    """The photo is not ready to make thumbnails of."""
 
 
 class QuotaExceeded(DomainError):
-    status = 429
+    """The caller's monthly quota is spent."""
 
 
 class PhotoMissing(Exception):
@@ -80,7 +86,7 @@ class Photo:
     photo_id: str
     owner: str
     content_type: str
-    status: str = "pending"  # pending | ready | rejected
+    status: str = "pending"  # one of PHOTO_STATUSES
     width: int | None = None
     height: int | None = None
     format: str | None = None
@@ -128,7 +134,7 @@ class Thumbnail:
     height: int
     format: str
     quota_month: str
-    status: str = "pending"  # pending | ready | failed
+    status: str = "pending"  # one of THUMBNAIL_STATUSES
     reason: str | None = None
     attempts: int = 0
     created_at: str = field(default_factory=lambda: now_utc().isoformat())

@@ -5,6 +5,7 @@ import json
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord, DynamoDBRecordEventName
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
@@ -12,7 +13,6 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 
 from thumbnailr import bootstrap
-from thumbnailr.adapters.dynamodb import from_item
 from thumbnailr.processing import CreateCommand, create_thumbnail
 
 logger = Logger()
@@ -51,14 +51,14 @@ def _handle_sns_message(command: dict) -> str:
     return _log(command, _create_once()(command=command))
 
 
-def _handle_stream_record(record) -> str:
-    if record.event_name.name != "INSERT":  # only a new pending thumbnail is a command
+def _handle_stream_record(record: DynamoDBRecord) -> str:
+    if record.event_name is not DynamoDBRecordEventName.INSERT:  # only a new pending thumbnail is a command
         return "ignored: not an insert"
     # A shard's batches arrive one at a time, in order, so a replayed record never runs beside
-    # itself and _create's own idempotency is enough. The Powertools record would even hurt here:
-    # after a crash it stays "in progress" until the timeout, longer than the stream's immediate
+    # itself and _create's own idempotency is enough. Powertools idempotency would even hurt here: after
+    # a crash its record stays "in progress" until the timeout, longer than the stream's immediate
     # retries take to run out, and the thumbnail would be lost to the dead-letter queue.
-    command = from_item(record.raw_event["dynamodb"]["NewImage"])
+    command = record.dynamodb.new_image  # numbers come as Decimal; CreateCommand.parse makes them int
     return _log(command, _create(command))
 
 

@@ -3,7 +3,7 @@
 from aws_lambda_powertools import Logger
 
 from thumbnailr import bootstrap, services
-from thumbnailr.http import api, caller, json_body, respond
+from thumbnailr.handlers.http import api, caller, json_body, respond
 from thumbnailr.model import now_utc
 
 logger = Logger()

@@ -11,14 +11,24 @@ from typing import Any, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from thumbnailr.model import DomainError, InvalidRequest
+from thumbnailr.model import DomainError, InvalidRequest, NotFound, NotReady, QuotaExceeded, Unauthorized
 
 log = logging.getLogger(__name__)
 Handler = Callable[[dict, Any], dict]
 
+#: The HTTP status of each domain error: the one place where the core's errors meet HTTP.
+STATUSES: dict[type[DomainError], int] = {
+    InvalidRequest: 400,
+    Unauthorized: 401,
+    NotFound: 404,
+    NotReady: 409,
+    QuotaExceeded: 429,
+}
 
-class Unauthorized(DomainError):
-    status = 401
+
+def status_of(error: DomainError) -> int | None:
+    """The status of the error's class, or of its nearest base in STATUSES; None if neither is there."""
+    return next((STATUSES[cls] for cls in type(error).__mro__ if cls in STATUSES), None)
 
 
 def respond(status: int, body: dict[str, Any]) -> dict[str, Any]:
@@ -55,20 +65,26 @@ def path_parameter(event: dict[str, Any], name: str) -> str:
     return ((event.get("pathParameters") or {}).get(name)) or ""
 
 
+def error_response(error: Exception) -> dict[str, Any]:
+    """The answer to an error: a domain error's status from STATUSES, 503 for an AWS fault, 500 for a bug
+    (a domain error missing from STATUSES is one). Called in an ``except`` block, so the log has the trace."""
+    if isinstance(error, DomainError) and (status := status_of(error)) is not None:
+        return respond(status, {"message": error.message})
+    if isinstance(error, (ClientError, BotoCoreError)):
+        log.exception("an AWS call failed")
+        return respond(503, {"message": "the service is temporarily unavailable, please retry"})
+    log.exception("unexpected error")
+    return respond(500, {"message": "internal error"})
+
+
 def api(handler: Handler) -> Handler:
-    """Turn domain errors into their status, AWS faults into 503 and bugs into 500, each with a JSON message."""
+    """Answer the handler's errors as error_response says, each with a JSON message."""
 
     @functools.wraps(handler)
     def wrapper(event: dict, context: Any) -> dict:
         try:
             return handler(event, context)
-        except DomainError as error:
-            return respond(error.status, {"message": error.message})
-        except (ClientError, BotoCoreError):
-            log.exception("an AWS call failed")
-            return respond(503, {"message": "the service is temporarily unavailable, please retry"})
-        except Exception:
-            log.exception("unexpected error")
-            return respond(500, {"message": "internal error"})
+        except Exception as error:
+            return error_response(error)
 
     return wrapper
