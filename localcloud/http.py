@@ -5,12 +5,13 @@ once per request; ``request`` is a ``Request`` (``http.server.BaseHTTPRequestHan
 ``read_body()`` and ``respond()``. What every server gets from it, once:
 
 * a listen backlog sized for bursts of hundreds of connections (``BACKLOG``), not the stdlib's 5;
-* TCP_NODELAY, and each response written in one piece: headers and body sent separately would wait
-  for the peer's delayed ACK, 40 ms a call;
+* TCP_NODELAY, and each response written in one piece (with ``Date`` and ``Content-Length``):
+  headers and body sent separately would wait for the peer's delayed ACK, 40 ms a call;
 * errors before a request reaches ``handle`` (a bad request line, oversized headers, a malformed or
   oversized body) answered as JSON ``{"message": ...}`` with the right status, not an HTML page;
-* a busy port reported in one line (``PortInUse``), and a ``stop()`` that is immediate: the accept
-  loop is woken by a socket pair instead of polling, and idle keep-alive connections are closed.
+* a busy port reported in one line (``PortInUse``, a ``CloudError`` and an ``OSError``), and a
+  ``stop()`` that is immediate: the accept loop is woken by a socket pair instead of polling, and
+  idle keep-alive connections are closed.
 """
 
 from __future__ import annotations
@@ -172,7 +173,7 @@ class Request(http.server.BaseHTTPRequestHandler):
             except ValueError:
                 reason = ""
         head = [f"HTTP/1.1 {status} {reason}"]
-        given = set()
+        given: set[str] = set()
         for name, value in headers:
             head.append(f"{name}: {value}")
             lower = name.lower()
