@@ -15,21 +15,18 @@ credentials ``testing`` (``localcloud.sdk``); none reads ``~/.aws``.
 
 from __future__ import annotations
 
-import base64
-import http.server
-import json
 import logging
 import os
 import re
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from localcloud.endpoint.control import ControlServer
 from localcloud.endpoint.moto_process import MotoProcess
-from localcloud.errors import CloudError, Throttled
+from localcloud.errors import CloudError
 from localcloud.lambda_service.logs import LogForwarder
 from localcloud.sdk import Clients, fake_aws_environment
 from localcloud.users import add_user, id_token
@@ -37,102 +34,6 @@ from localcloud.users import add_user, id_token
 log = logging.getLogger(__name__)
 
 __all__ = ["CloudError", "LocalCloud"]
-
-class _ControlServer:
-    """``POST /invoke/<Function>`` (body: the event) -> the invocation, as JSON; for ``workshop invoke``.
-
-    ``?debug_port=N``: that invocation runs in a fresh environment under debugpy, waiting for a
-    debugger on 127.0.0.1:N. ``POST /debug/<Function>`` (body ``{"port": N}``, or ``null`` to
-    cancel): the function's next invocation, from anywhere (the API, an event source), does so.
-    """
-
-    def __init__(self, cloud: LocalCloud) -> None:
-        cloud_ref = cloud
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-            def _answer(self, status: int, body: dict) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:  # noqa: N802
-                if self.path.rstrip("/") in ("", "/state"):
-                    self._answer(200, cloud_ref.outputs)
-                else:
-                    self._answer(404, {"error": f"no {self.path}: try POST /invoke/<Function>"})
-
-            def do_POST(self) -> None:  # noqa: N802
-                path, _, query = self.path.partition("?")
-                match = re.fullmatch(r"/(invoke|debug)/([A-Za-z0-9_.-]+)", path)
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                if not match:
-                    self._answer(404, {"error": f"no {self.path}: try POST /invoke/<Function>"})
-                    return
-                action, name = match.groups()
-                known = cloud_ref.runtime.functions() if cloud_ref.runtime else []
-                if name not in known:
-                    self._answer(404, {"error": f"unknown function {name}", "functions": sorted(known)})
-                    return
-                try:
-                    event = json.loads(raw or b"{}")
-                    debug_port = _port_or_none((event or {}).get("port") if action == "debug" else
-                                               dict(urllib.parse.parse_qsl(query)).get("debug_port"))
-                except (ValueError, AttributeError) as e:
-                    self._answer(400, {"error": f"the event is not JSON, or the port is not a port: {e}"})
-                    return
-                if action == "debug":
-                    cloud_ref.debug(name, debug_port)
-                    self._answer(200, {"function": name, "debug_port": debug_port})
-                    return
-                try:
-                    result = cloud_ref.invoke(name, event, debug_port=debug_port)
-                except Exception as e:  # noqa: BLE001
-                    status = 429 if isinstance(e, Throttled) else 500
-                    self._answer(status, {"error": f"{type(e).__name__}: {e}"})
-                    return
-                self._answer(200, {
-                    "function": name,
-                    "request_id": result.request_id,
-                    "payload": base64.b64encode(result.payload or b"").decode(),
-                    "function_error": result.function_error,
-                    "log_lines": result.log_lines,
-                    "report": result.report.line(),
-                    "cold_start": result.cold_start,
-                    "log_stream": getattr(result, "log_stream", ""),
-                })
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
-                                       name="workshop-control", daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def _port_or_none(value: Any) -> int | None:
-    """A TCP port from a query string or JSON (None stays None); ValueError otherwise."""
-    if value is None:
-        return None
-    port = int(value)
-    if not 0 < port < 65536:
-        raise ValueError(f"{value} is not a TCP port")
-    return port
 
 
 class LocalCloud:
@@ -181,7 +82,7 @@ class LocalCloud:
         self._moto: MotoProcess | None = None
         self._clients: Any = None
         self._logs: LogForwarder | None = None
-        self._control: _ControlServer | None = None
+        self._control: ControlServer | None = None
         self._endpoint_url: str | None = None
         self._lock = threading.Lock()
 
@@ -301,14 +202,9 @@ class LocalCloud:
             account_id=self.account_id,
             on_request=self.on_request,
         )
-        try:
-            self.gateway.start()
-        except OSError as e:
-            raise CloudError(
-                f"port {self.port} on 127.0.0.1 is taken: {e}; use another port (--port 0 picks a free one)"
-            ) from None
+        self.gateway.start()
         if self.control:
-            self._control = _ControlServer(self)
+            self._control = ControlServer(self)
         self.outputs = self._outputs()
 
     def stop(self) -> None:

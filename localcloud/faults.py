@@ -32,8 +32,8 @@ Everything else is forwarded untouched. Every request is counted in ``proxy.seen
 from __future__ import annotations
 
 import http.client
-import http.server
 import re
+import socket
 import threading
 import time
 import urllib.parse
@@ -41,10 +41,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from localcloud.http import HttpServer, Request
+
 __all__ = ["FaultProxy", "Rule"]
 
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([a-z0-9-]+)/aws4_request")
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
+#: the largest body forwarded (S3's largest single PUT): in effect, any
+MAX_REQUEST_BYTES = 5 * 1024**3
 
 
 @dataclass
@@ -138,9 +142,7 @@ class FaultProxy:
         self.seen: Counter = Counter()  # (service, operation) -> requests
         self.injected: Counter = Counter()  # (service, operation, kind) -> faults
         self._lock = threading.Lock()
-        self._server = http.server.ThreadingHTTPServer((host, port), self._handler())
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        self._http = HttpServer(self._serve, host=host, port=port, name="FaultProxy")
 
     # ----------------------------------------------------------------- rules
 
@@ -186,20 +188,14 @@ class FaultProxy:
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._http.url.rstrip("/")
 
     def start(self) -> FaultProxy:
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="fault-proxy", daemon=True)
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread:
-            self._thread.join(5)
+        self._http.stop()
 
     def __enter__(self) -> FaultProxy:
         return self.start()
@@ -207,83 +203,45 @@ class FaultProxy:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # ----------------------------------------------------------------- the handler
+    # ----------------------------------------------------------------- one request
 
-    def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def _serve(self, request: Request) -> None:
+        body = request.read_body(MAX_REQUEST_BYTES)
+        service, operation = identify(request.command, request.path, request.headers, body)
+        rule = self._take(service, operation, request.path, body)
+        if rule is not None and rule.kind == "drop":
+            request.close_connection = True
+            try:
+                request.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
                 pass
+            return
+        if rule is not None and rule.kind == "error":
+            status, content_type, data = _error_response(service, rule, request.headers)
+            request.respond(status, [("Content-Type", content_type),
+                                     ("x-amzn-RequestId", "00000000-0000-0000-0000-000000000000")], data)
+            return
+        if rule is not None and rule.kind == "delay":
+            time.sleep(rule.seconds)
+        self._forward(request, body)
 
-            def _body(self) -> bytes:
-                if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-                    raw = b""
-                    while True:
-                        line = self.rfile.readline()
-                        size = int(line.split(b";")[0].strip() or b"0", 16)
-                        raw += line
-                        if size == 0:
-                            while True:  # trailers, up to the empty line
-                                trailer = self.rfile.readline()
-                                raw += trailer
-                                if trailer in (b"\r\n", b"\n", b""):
-                                    return raw
-                        raw += self.rfile.read(size + 2)
-                length = int(self.headers.get("Content-Length") or 0)
-                return self.rfile.read(length) if length else b""
-
-            def _handle(self) -> None:
-                body = self._body()
-                service, operation = identify(self.command, self.path, self.headers, body)
-                rule = proxy._take(service, operation, self.path, body)
-                if rule is not None and rule.kind == "drop":
-                    self.close_connection = True
-                    try:
-                        self.connection.shutdown(2)
-                    except OSError:
-                        pass
-                    return
-                if rule is not None and rule.kind == "error":
-                    status, content_type, data = _error_response(service, rule, self.headers)
-                    self.send_response(status)
-                    self.send_header("Content-Type", content_type)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.send_header("x-amzn-RequestId", "00000000-0000-0000-0000-000000000000")
-                    self.end_headers()
-                    if self.command != "HEAD":
-                        self.wfile.write(data)
-                    return
-                if rule is not None and rule.kind == "delay":
-                    time.sleep(rule.seconds)
-                self._forward(body)
-
-            def _forward(self, body: bytes) -> None:
-                upstream = http.client.HTTPConnection(proxy.target_host, proxy.target_port, timeout=60)
-                try:
-                    upstream.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
-                    for name, value in self.headers.items():
-                        if name.lower() in ("connection", "keep-alive", "proxy-connection"):
-                            continue
-                        upstream.putheader(name, value)
-                    upstream.endheaders(body or None)
-                    answer = upstream.getresponse()
-                    data = answer.read()
-                    self.send_response(answer.status, answer.reason)
-                    for name, value in answer.getheaders():
-                        if name.lower() in _HOP_BY_HOP or (name.lower() == "content-length" and self.command != "HEAD"):
-                            continue
-                        self.send_header(name, value)
-                    if self.command != "HEAD":
-                        self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    if self.command != "HEAD":
-                        self.wfile.write(data)
-                finally:
-                    upstream.close()
-
-            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = _handle  # noqa: N815
-
-        return Handler
+    def _forward(self, request: Request, body: bytes) -> None:
+        upstream = http.client.HTTPConnection(self.target_host, self.target_port, timeout=60)
+        try:
+            upstream.putrequest(request.command, request.path, skip_host=True, skip_accept_encoding=True)
+            for name, value in request.headers.items():
+                if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":
+                    upstream.putheader(name, value)
+            if body or "Content-Length" in request.headers or "Transfer-Encoding" in request.headers:
+                # the body was read whole (a chunked one decoded): it goes on with its length
+                upstream.putheader("Content-Length", str(len(body)))
+            upstream.endheaders(body or None)
+            answer = upstream.getresponse()
+            data = answer.read()
+        finally:
+            upstream.close()
+        head = request.command == "HEAD"  # the upstream's Content-Length describes a body not sent
+        request.respond(answer.status, [(name, value) for name, value in answer.getheaders()
+                                        if name.lower() not in _HOP_BY_HOP
+                                        and (head or name.lower() != "content-length")],
+                        data, answer.reason)

@@ -5,16 +5,18 @@ once per request; ``request`` is a ``Request`` (``http.server.BaseHTTPRequestHan
 ``read_body()`` and ``respond()``. What every server gets from it, once:
 
 * a listen backlog sized for bursts of hundreds of connections (``BACKLOG``), not the stdlib's 5;
-* TCP_NODELAY, and each response written in one piece: headers and body sent separately would wait
-  for the peer's delayed ACK, 40 ms a call;
+* TCP_NODELAY, and each response written in one piece (with ``Date`` and ``Content-Length``):
+  headers and body sent separately would wait for the peer's delayed ACK, 40 ms a call;
 * errors before a request reaches ``handle`` (a bad request line, oversized headers, a malformed or
   oversized body) answered as JSON ``{"message": ...}`` with the right status, not an HTML page;
-* a busy port reported in one line (``PortInUse``), and a ``stop()`` that is immediate: the accept
-  loop is woken by a socket pair instead of polling, and idle keep-alive connections are closed.
+* a busy port reported in one line (``PortInUse``, a ``CloudError`` and an ``OSError``), and a
+  ``stop()`` that is immediate: the accept loop is woken by a socket pair instead of polling, and
+  idle keep-alive connections are closed.
 """
 
 from __future__ import annotations
 
+import errno
 import http
 import http.server
 import json
@@ -26,6 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from email.utils import formatdate
 from typing import Any
 
 from localcloud.errors import CloudError
@@ -41,13 +44,15 @@ BACKLOG = 1024
 MAX_LINE = 65536
 
 
-class PortInUse(CloudError):
-    """The port asked for is taken by another process."""
+class PortInUse(CloudError, OSError):
+    """The port asked for is taken by another process (an ``OSError`` with errno ``EADDRINUSE`` too)."""
 
     def __init__(self, host: str, port: int, what: str) -> None:
         super().__init__(
-            f"{what}: port {port} on {host} is taken (another local cloud, `sam local start-api`, "
-            f"or another server?): stop that, or use another port (port 0 picks a free one)")
+            f"{what} cannot listen on {host}:{port}: port {port} is taken (another local cloud, "
+            f"`sam local start-api`, or another server?); stop that, or use another port "
+            f"(--port 0, or port=0 in Python, picks a free one)")
+        self.errno = errno.EADDRINUSE  # no strerror: str() stays the one line above
         self.port = port
 
 
@@ -154,21 +159,52 @@ class Request(http.server.BaseHTTPRequestHandler):
 
     def respond(self, status: int, headers: Iterable[tuple[str, str]], body: bytes = b"",
                 reason: str | None = None) -> None:
-        """Status line, ``headers``, ``Content-Length`` and ``body`` in one write (no ``Content-Length`` in ``headers``)."""
+        """Status line, headers and ``body`` in one write.
+
+        ``Date`` and ``Content-Length`` are added unless ``headers`` has them (a proxy's answer to
+        HEAD passes the upstream's length); 1xx and 204 answers get no ``Content-Length``.
+        ``Connection: close`` in ``headers`` closes the connection after the answer; when the client
+        asked to close (or the request could not be read to its end) the answer says so, and an
+        HTTP/1.0 client that asked for keep-alive is told it is kept.
+        """
         if reason is None:
             try:
                 reason = http.HTTPStatus(status).phrase
             except ValueError:
                 reason = ""
         head = [f"HTTP/1.1 {status} {reason}"]
+        given: set[str] = set()
         for name, value in headers:
             head.append(f"{name}: {value}")
-            if name.lower() == "connection" and value.lower() == "close":
+            lower = name.lower()
+            given.add(lower)
+            if lower == "connection" and value.lower() == "close":
                 self.close_connection = True
-        no_body = self.command == "HEAD" or status in (204, 304) or 100 <= status < 200
-        head.append(f"Content-Length: {len(body)}")
+        if "date" not in given:
+            head.insert(1, f"Date: {_http_date()}")
+        if "content-length" not in given and not (status < 200 or status == 204):
+            head.append(f"Content-Length: {len(body)}")
+        if "connection" not in given:
+            if self.close_connection:
+                head.append("Connection: close")
+            elif self.request_version == "HTTP/1.0":
+                head.append("Connection: keep-alive")  # parse_request kept it open: the client asked
+        no_body = self.command == "HEAD" or status in (204, 304) or status < 200
         data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1", "replace")
         self.wfile.write(data if no_body else data + body)
+
+
+_date_cache: tuple[int, str] = (0, "")
+
+
+def _http_date() -> str:
+    """Now as an HTTP date, formatted once a second."""
+    global _date_cache
+    now = int(time.time())
+    cached = _date_cache
+    if cached[0] != now:
+        cached = _date_cache = (now, formatdate(now, usegmt=True))
+    return cached[1]
 
 
 class _Server(http.server.ThreadingHTTPServer):
@@ -244,7 +280,7 @@ class HttpServer:
             try:
                 server = _Server((self._host, self._port), self._handle, self._request_class)
             except OSError as e:
-                if self._port and e.errno in (98, 48, 10048):  # EADDRINUSE on Linux, macOS, Windows
+                if self._port and e.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1)):
                     raise PortInUse(self._host, self._port, self.name) from None
                 raise
             self._server = server

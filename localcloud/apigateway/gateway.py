@@ -69,9 +69,9 @@ Every response carries ``x-amzn-RequestId`` (= ``requestContext.requestId``) and
 ``x-amz-apigw-id`` (= ``extendedRequestId``); API Gateway's own errors are application/json with
 ``x-amzn-ErrorType``.
 
-Server: ``http.server.ThreadingHTTPServer`` on 127.0.0.1 (daemon threads), HTTP/1.1 keep-alive,
-TCP_NODELAY and one ``send`` per response (no Nagle/delayed-ACK stall), nothing printed to
-stderr: pass ``on_request`` to get one dict per request for an access log.
+Server: :class:`localcloud.http.HttpServer` on 127.0.0.1 (HTTP/1.1 keep-alive, TCP_NODELAY, one
+``send`` per response; a busy port raises ``PortInUse``), nothing printed to stderr: pass
+``on_request`` to get one dict per request for an access log.
 """
 
 from __future__ import annotations
@@ -79,28 +79,22 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import http
-import http.server
 import json
 import logging
 import queue
 import re
 import secrets
-import selectors
-import socket
-import socketserver
-import sys
 import threading
 import time
 import urllib.parse
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, Protocol
 
 from localcloud.apigateway.cognito import JwksUnavailable, TokenInvalid
 from localcloud.errors import Throttled
+from localcloud.http import BadRequest, HttpServer, Request
 
 if TYPE_CHECKING:
     from localcloud.apigateway.cognito import CognitoVerifier
@@ -325,84 +319,6 @@ class _DaemonPool:
             self._queue.put(None)
 
 
-# -- the HTTP side --------------------------------------------------------------------------------
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    # SO_REUSEADDR lets a restarted gateway reuse its port at once on POSIX; on Windows it would
-    # let two servers share a port, so a busy port would not be reported.
-    allow_reuse_address = sys.platform != "win32"
-    allow_reuse_port = False
-
-    def __init__(self, address: tuple[str, int], gateway: LocalApiGateway) -> None:
-        self.gateway = gateway
-        self.connections: set[socket.socket] = set()
-        self.handlers: set[threading.Thread] = set()
-        self.connections_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind also calls socket.getfqdn(), a reverse DNS lookup that can take
-        # seconds on some laptops; nothing here needs the server's name.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        me = threading.current_thread()
-        with self.connections_lock:
-            self.handlers.add(me)
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            with self.connections_lock:
-                self.handlers.discard(me)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self.connections_lock:
-            self.connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self.connections_lock:
-            self.connections.discard(request)
-        super().shutdown_request(request)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        exc = sys.exc_info()[1]
-        if isinstance(exc, (ConnectionError, TimeoutError)):
-            return  # clients hang up: not worth a word
-        log.exception("LocalApiGateway: error while handling a request from %s", client_address)
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "LocalApiGateway"
-    disable_nagle_algorithm = True  # TCP_NODELAY: with one send per response, no 40 ms stall
-    timeout = 300  # idle keep-alive connections are closed after this many seconds
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        log.debug("%s - " + format, self.address_string(), *args)
-
-    def handle_one_request(self) -> None:
-        try:
-            self.raw_requestline = self.rfile.readline(65537)
-            if len(self.raw_requestline) > 65536:
-                self.requestline = self.request_version = self.command = ""
-                self.send_error(http.HTTPStatus.REQUEST_URI_TOO_LONG)
-                return
-            if not self.raw_requestline:
-                self.close_connection = True
-                return
-            if not self.parse_request():
-                return
-            self.server.gateway._serve(self)
-        except (ConnectionError, TimeoutError):
-            self.close_connection = True
-
-
 # -- the gateway ----------------------------------------------------------------------------------
 
 
@@ -454,7 +370,6 @@ class LocalApiGateway:
         self._invoke = invoke
         self._verifier = verifier
         self._host = host
-        self._port = port
         self.stage = stage
         self.api_id = api_id
         self.region = region
@@ -463,73 +378,37 @@ class LocalApiGateway:
         self._timeout = integration_timeout_s
         self._max_request_bytes = max_request_bytes
         self._deployment_id = _resource_id(secrets.token_hex(8))
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._http = HttpServer(self._serve, host=host, port=port, name="LocalApiGateway")
         self._pool: _DaemonPool | None = None
-        self._wake: tuple[socket.socket, socket.socket] | None = None
         self._lifecycle = threading.Lock()
-        self._date_cache: tuple[int, str] = (0, "")
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Listen and serve in a background thread; returns once connections are accepted."""
-        with self._lifecycle:
-            if self._server is not None:
-                raise RuntimeError("LocalApiGateway is already started")
-            try:
-                server = _Server((self._host, self._port), self)
-            except OSError as e:
-                raise OSError(e.errno, f"LocalApiGateway cannot listen on {self._host}:{self._port}: "
-                                       f"{e.strerror or e} (is another server using that port? "
-                                       "port=0 picks a free one)") from e
-            self._pool = _DaemonPool()
-            self._server = server
-            self._wake = socket.socketpair()
-            self._thread = threading.Thread(target=self._accept_loop, args=(server, self._wake[0]),
-                                            name=f"apigw-{server.server_address[1]}", daemon=True)
-            self._thread.start()
+        """Listen and serve in a background thread; returns once connections are accepted.
 
-    @staticmethod
-    def _accept_loop(server: _Server, wake: socket.socket) -> None:
-        # serve_forever() polls for its shutdown flag; this loop is woken by stop() instead, so
-        # stopping is immediate and an idle gateway does not wake up at all.
-        with selectors.DefaultSelector() as selector:
-            selector.register(server, selectors.EVENT_READ)
-            selector.register(wake, selectors.EVENT_READ)
-            while True:
-                for key, _ in selector.select():
-                    if key.fileobj is wake:
-                        return
-                    server._handle_request_noblock()  # accept + a handler thread (what serve_forever does)
+        A busy port raises ``PortInUse`` (an ``OSError`` and a ``CloudError``) naming it.
+        """
+        with self._lifecycle:
+            if self._http.running:
+                raise RuntimeError("LocalApiGateway is already started")
+            self._pool = _DaemonPool()
+            try:
+                self._http.start()
+            except BaseException:
+                self._pool.close()
+                self._pool = None
+                raise
 
     def stop(self) -> None:
         """Stop serving, close every connection and join the server thread. Idempotent."""
         with self._lifecycle:
-            server, thread, pool, wake = self._server, self._thread, self._pool, self._wake
-            self._server = self._thread = self._pool = self._wake = None
-        if server is None:
-            return
-        assert thread is not None and pool is not None and wake is not None
-        wake[1].send(b"x")
-        thread.join()
-        server.server_close()
-        for end in wake:
-            end.close()
-        with server.connections_lock:
-            connections = list(server.connections)
-            handlers = list(server.handlers)
-        for conn in connections:  # wake handler threads waiting on idle keep-alive connections
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        # Let requests in flight finish (and their on_request records land), but do not wait for
-        # a slow function: its thread is a daemon and its client has been disconnected.
-        deadline = time.monotonic() + 2.0
-        for handler in handlers:
-            handler.join(max(0.0, deadline - time.monotonic()))
-        pool.close()
+            # requests in flight get 2 s to finish (and their on_request records land), but a slow
+            # function is not waited for: its thread is a daemon and its client has been disconnected
+            self._http.stop(drain_s=2.0)
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
 
     def __enter__(self) -> LocalApiGateway:
         self.start()
@@ -540,10 +419,9 @@ class LocalApiGateway:
 
     @property
     def port(self) -> int:
-        server = self._server
-        if server is None:
+        if not self._http.running:
             raise RuntimeError("LocalApiGateway is not started: call start() (or use it in a with block)")
-        return server.server_address[1]
+        return self._http.port
 
     @property
     def url(self) -> str:
@@ -552,7 +430,7 @@ class LocalApiGateway:
 
     # -- one request ----------------------------------------------------------------------------
 
-    def _serve(self, h: _Handler) -> None:
+    def _serve(self, h: Request) -> None:
         started = time.perf_counter()
         now = time.time()
         request_id = str(uuid.uuid4())
@@ -589,49 +467,15 @@ class LocalApiGateway:
             headers.append(("x-amzn-ErrorType", e.error_type))
         return e.status, headers, json.dumps({"message": e.message}).encode()
 
-    def _read_body(self, h: _Handler) -> bytes:
+    def _read_body(self, h: Request) -> bytes:
         limit = self._max_request_bytes
-        too_long = _GatewayError(413, f"HTTP content length exceeded {limit} bytes.", None,
-                                 "request body too large")
-        if "chunked" in (h.headers.get("Transfer-Encoding") or "").lower():
-            chunks, total = [], 0
-            while True:
-                size_line = h.rfile.readline(1024)
-                if not size_line:
-                    raise ConnectionError("client closed the connection mid-body")
-                try:
-                    size = int(size_line.split(b";", 1)[0].strip(), 16)
-                except ValueError:
-                    h.close_connection = True
-                    raise _GatewayError(400, "Bad Request", None, "invalid chunked body") from None
-                if size == 0:
-                    while h.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    break
-                total += size
-                if total > limit:
-                    h.close_connection = True
-                    raise too_long
-                chunks.append(h.rfile.read(size))
-                h.rfile.readline(3)
-            return b"".join(chunks)
-        length_header = h.headers.get("Content-Length")
-        if not length_header:
-            return b""
         try:
-            length = int(length_header)
-            if length < 0:
-                raise ValueError(length_header)
-        except ValueError:
-            h.close_connection = True
-            raise _GatewayError(400, "Bad Request", None, "invalid Content-Length") from None
-        if length > limit:
-            h.close_connection = True
-            raise too_long
-        body = h.rfile.read(length) if length else b""
-        if len(body) < length:
-            raise ConnectionError("client closed the connection mid-body")
-        return body
+            return h.read_body(limit)
+        except BadRequest as e:
+            if e.status == 413:
+                raise _GatewayError(413, f"HTTP content length exceeded {limit} bytes.", None,
+                                    "request body too large") from None
+            raise _GatewayError(400, "Bad Request", None, e.message) from None
 
     def _route(self, segments: list[str]) -> tuple[_Resource, dict[str, str]] | None:
         best: tuple[tuple[int, ...], _Resource, dict[str, str]] | None = None
@@ -641,7 +485,7 @@ class LocalApiGateway:
                 best = (m[0], resource, m[1])
         return None if best is None else (best[1], best[2])
 
-    def _handle(self, h: _Handler, now: float, request_id: str, apigw_id: str,
+    def _handle(self, h: Request, now: float, request_id: str, apigw_id: str,
                 info: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
         method = h.command
         target = h.path
@@ -711,7 +555,7 @@ class LocalApiGateway:
         info["principal"] = claims.get("sub")
         return {name: _claim_str(name, value) for name, value in claims.items()}
 
-    def _event(self, h: _Handler, now: float, request_id: str, apigw_id: str, method: str, path: str,
+    def _event(self, h: Request, now: float, request_id: str, apigw_id: str, method: str, path: str,
                raw_query: str, body: bytes, resource: _Resource, route: Route,
                path_params: dict[str, str], claims: dict[str, str] | None) -> dict[str, Any]:
         headers: dict[str, str] = {}
@@ -916,33 +760,7 @@ class LocalApiGateway:
             headers.insert(0, ("Content-Type", "application/json"))
         return status, headers, data
 
-    def _http_date(self) -> str:
-        now = int(time.time())
-        cached = self._date_cache
-        if cached[0] != now:
-            cached = (now, formatdate(now, usegmt=True))
-            self._date_cache = cached
-        return cached[1]
-
-    def _send(self, h: _Handler, status: int, headers: list[tuple[str, str]], body: bytes,
+    @staticmethod
+    def _send(h: Request, status: int, headers: list[tuple[str, str]], body: bytes,
               request_id: str, apigw_id: str) -> None:
-        try:
-            reason = http.HTTPStatus(status).phrase
-        except ValueError:
-            reason = ""
-        no_body = h.command == "HEAD" or status < 200 or status in (204, 304)
-        lines = [f"{h.protocol_version} {status} {reason}",
-                 f"Date: {self._http_date()}"]
-        lines.extend(f"{name}: {value}" for name, value in headers)
-        if not (status < 200 or status == 204):
-            lines.append(f"Content-Length: {len(body)}")
-        lines.append(f"x-amzn-RequestId: {request_id}")
-        lines.append(f"x-amz-apigw-id: {apigw_id}")
-        if any(name == "Connection" and value == "close" for name, value in headers):
-            h.close_connection = True
-        elif h.close_connection:  # the client asked for it, or the request could not be read to its end
-            lines.append("Connection: close")
-        elif h.request_version == "HTTP/1.0":
-            lines.append("Connection: keep-alive")  # parse_request kept it open: the client asked
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
-        h.wfile.write(head if no_body else head + body)  # one write => one send()
+        h.respond(status, [*headers, ("x-amzn-RequestId", request_id), ("x-amz-apigw-id", apigw_id)], body)

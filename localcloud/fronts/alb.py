@@ -33,18 +33,21 @@ instead, so, to call the *same* handlers, :func:`adapt_for_app` (on by default) 
 from __future__ import annotations
 
 import base64
-import http.server
 import json
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from localcloud.http import HttpServer, Request
+
 __all__ = ["AlbRoute", "BadAnswer", "LocalAlb", "adapt_for_app", "alb_event", "http_answer", "match"]
 
 TARGET_GROUP_ARN = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/thumbnailr-local/0123456789abcdef"
 IDENTITY_HEADER = "x-user-sub"
+#: the largest request body an ALB passes to a Lambda target (1 MB, "Lambda functions as targets"
+#: in the ELB guide); a larger one is answered 413
+MAX_REQUEST_BYTES = 1024 * 1024
 _TEXT_TYPES = ("text/", "application/json", "application/javascript", "application/xml",
                "application/x-www-form-urlencoded")
 
@@ -188,56 +191,6 @@ def _payload_of(result: Any) -> bytes:
     return payload
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as a client of a real load balancer gets
-    disable_nagle_algorithm = True  # headers and body leave at once, not 40 ms apart (delayed ACK)
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
-        pass
-
-    def _any(self) -> None:
-        alb = self.server.alb
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        found = match(alb.routes, self.command, urlsplit(self.path).path)
-        if found is None:
-            return self._send(404, "Not Found", {"Content-Type": "text/plain"}, b"no listener rule matches\n")
-        route, params = found
-        event = alb_event(self.command, self.path, dict(self.headers.items()), body, alb.target_group_arn)
-        if alb.adapt:
-            event = adapt_for_app(event, params)
-        try:
-            status, reason, headers, raw = http_answer(_payload_of(alb.invoke(route.function, event)))
-        except BadAnswer:
-            return self._send(502, "Bad Gateway", {"Content-Type": "text/html"}, b"<h1>502 Bad Gateway</h1>\n")
-        except Exception:  # the invoke itself failed (throttled, unknown function...)
-            return self._send(503, "Service Unavailable", {"Content-Type": "text/html"},
-                              b"<h1>503 Service Temporarily Unavailable</h1>\n")
-        self._send(status, reason, headers, raw)
-
-    def _send(self, status: int, reason: str, headers: dict[str, str], body: bytes) -> None:
-        self.send_response_only(status, reason or None)
-        self.send_header("Server", "awselb/2.0")
-        self.send_header("Date", self.date_time_string())
-        for name, value in headers.items():
-            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _any
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, alb: LocalAlb) -> None:
-        self.alb = alb
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-
 class LocalAlb:
     """An ALB listener on 127.0.0.1 (a free port) whose rules forward to Lambda functions via ``invoke``.
 
@@ -253,27 +206,21 @@ class LocalAlb:
         self.invoke = invoke
         self.target_group_arn = target_group_arn
         self.adapt = adapt
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._http = HttpServer(self._serve, name="LocalAlb")
 
     def start(self) -> LocalAlb:
-        if self._server is None:
-            self._server = _Server(self)
-            self._thread = threading.Thread(target=self._server.serve_forever, name="local-alb", daemon=True)
-            self._thread.start()
+        if not self._http.running:
+            self._http.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        self._http.stop()
 
     @property
     def port(self) -> int:
-        if self._server is None:
+        if not self._http.running:
             raise RuntimeError("the ALB is not started")
-        return self._server.server_address[1]
+        return self._http.port
 
     @property
     def url(self) -> str:
@@ -284,3 +231,27 @@ class LocalAlb:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def _serve(self, request: Request) -> None:
+        body = request.read_body(MAX_REQUEST_BYTES)
+        found = match(self.routes, request.command, urlsplit(request.path).path)
+        if found is None:
+            return _send(request, 404, "Not Found", {"Content-Type": "text/plain"}, b"no listener rule matches\n")
+        route, params = found
+        event = alb_event(request.command, request.path, dict(request.headers.items()), body, self.target_group_arn)
+        if self.adapt:
+            event = adapt_for_app(event, params)
+        try:
+            status, reason, headers, raw = http_answer(_payload_of(self.invoke(route.function, event)))
+        except BadAnswer:
+            return _send(request, 502, "Bad Gateway", {"Content-Type": "text/html"}, b"<h1>502 Bad Gateway</h1>\n")
+        except Exception:  # the invoke itself failed (throttled, unknown function...)
+            return _send(request, 503, "Service Unavailable", {"Content-Type": "text/html"},
+                         b"<h1>503 Service Temporarily Unavailable</h1>\n")
+        _send(request, status, reason, headers, raw)
+
+
+def _send(request: Request, status: int, reason: str, headers: dict[str, str], body: bytes) -> None:
+    passed = [(name, value) for name, value in headers.items()
+              if name.lower() not in ("content-length", "connection", "transfer-encoding", "date")]
+    request.respond(status, [("Server", "awselb/2.0"), *passed], body, reason or None)

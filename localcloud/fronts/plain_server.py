@@ -1,8 +1,8 @@
 """The EC2 stand-in: the app's handlers served in-process by a plain threaded HTTP server, in its own process.
 
 The talk's third option is "ALB + EC2": the same code on a long-running server. Here that server is a
-stdlib ``ThreadingHTTPServer`` in a separate Python process that imports the app's handler modules
-once and calls them directly: no Lambda runtime between the request and the code::
+:class:`localcloud.http.HttpServer` in a separate Python process that imports the app's handler
+modules once and calls them directly: no Lambda runtime between the request and the code::
 
     from localcloud import start_plain_server
     server = start_plain_server(cloud)          # a subprocess, aimed at the local cloud's moto
@@ -21,7 +21,6 @@ prints ``listening on PORT`` and serves until stdin closes or it is terminated.
 from __future__ import annotations
 
 import base64
-import http.server
 import importlib
 import json
 import os
@@ -31,14 +30,19 @@ import tempfile
 import time
 import types
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from localcloud.fronts.alb import IDENTITY_HEADER, AlbRoute, match
+from localcloud.http import HttpServer, Request
 
 __all__ = ["Standalone", "apigw_event", "config_for", "start_plain_server"]
+
+#: a cap on a request body held in memory (an EC2 server behind an ALB has no limit of its own)
+MAX_REQUEST_BYTES = 100 * 1024 * 1024
 
 
 def apigw_event(method: str, target: str, headers: dict[str, str], body: bytes, pattern: str,
@@ -82,59 +86,47 @@ def _context(function: str, memory_mb: int = 1024) -> Any:
 # --------------------------------------------------------------------------- the server process
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body leave at once, not 40 ms apart (delayed ACK)
+class _App:
+    """The routes and the imported handlers: one request in, the handler's answer out."""
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass
+    def __init__(self, routes: list[AlbRoute], handlers: dict[str, Callable[[dict, Any], dict]]) -> None:
+        self.routes = routes
+        self.handlers = handlers
 
-    def _any(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        found = match(self.server.routes, self.command, urlsplit(self.path).path)
+    def __call__(self, request: Request) -> None:
+        body = request.read_body(MAX_REQUEST_BYTES)
+        found = match(self.routes, request.command, urlsplit(request.path).path)
         if found is None:
-            return self._send(404, {"Content-Type": "application/json"}, b'{"message": "Not Found"}')
+            return _send(request, 404, {"Content-Type": "application/json"}, b'{"message": "Not Found"}')
         route, params = found
-        handler = self.server.handlers[route.function]
-        event = apigw_event(self.command, self.path, dict(self.headers.items()), body, route.pattern, params)
+        handler = self.handlers[route.function]
+        event = apigw_event(request.command, request.path, dict(request.headers.items()), body, route.pattern, params)
         try:
             answer = handler(event, _context(route.function))
             raw = answer.get("body") or ""
             data = base64.b64decode(raw) if answer.get("isBase64Encoded") else raw.encode()
-            self._send(int(answer["statusCode"]), answer.get("headers") or {}, data)
+            _send(request, int(answer["statusCode"]), answer.get("headers") or {}, data)
         except Exception:  # a bug in a handler: what a web framework would answer
-            self._send(500, {"Content-Type": "application/json"}, b'{"message": "Internal server error"}')
+            _send(request, 500, {"Content-Type": "application/json"}, b'{"message": "Internal server error"}')
 
-    def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
-        self.send_response(status)
-        for name, value in headers.items():
-            if name.lower() not in ("content-length", "connection"):
-                self.send_header(name, str(value))
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _any
+def _send(request: Request, status: int, headers: dict[str, Any], body: bytes) -> None:
+    request.respond(status, [(name, str(value)) for name, value in headers.items()
+                             if name.lower() not in ("content-length", "connection")], body)
 
 
 def serve(config: dict[str, Any]) -> None:
     """In the server process: import every handler, then serve on 127.0.0.1 until stdin closes."""
-    import threading
-
     handlers = {}
     for fn, dotted in config["handlers"].items():
         module, _, name = dotted.rpartition(".")
         handlers[fn] = getattr(importlib.import_module(module), name)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", config.get("port", 0)), _Handler)
-    server.daemon_threads = True
-    server.routes = [AlbRoute(*r) for r in config["routes"]]
-    server.handlers = handlers
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    print(f"listening on {server.server_address[1]}", flush=True)
+    app = _App([AlbRoute(*r) for r in config["routes"]], handlers)
+    server = HttpServer(app, port=config.get("port", 0), name="plain server").start()
+    print(f"listening on {server.port}", flush=True)
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # the handlers' logs: nobody reads the pipe any more
     sys.stdin.read()  # the parent closes our stdin (or dies): stop
-    server.shutdown()
+    server.stop()
 
 
 # --------------------------------------------------------------------------- the parent's side
