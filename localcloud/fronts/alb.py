@@ -45,8 +45,8 @@ __all__ = ["AlbRoute", "BadAnswer", "LocalAlb", "adapt_for_app", "alb_event", "h
 
 TARGET_GROUP_ARN = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/thumbnailr-local/0123456789abcdef"
 IDENTITY_HEADER = "x-user-sub"
-#: the largest request body an ALB passes to a Lambda target (1 MB, "Lambda functions as targets"
-#: in the ELB guide); a larger one is answered 413
+#: the largest request body an ALB passes to a Lambda target; a larger one is answered 413
+#: (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/lambda-functions.html, "Limits")
 MAX_REQUEST_BYTES = 1024 * 1024
 _TEXT_TYPES = ("text/", "application/json", "application/javascript", "application/xml",
                "application/x-www-form-urlencoded")
