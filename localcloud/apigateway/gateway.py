@@ -77,7 +77,6 @@ Server: :class:`localcloud.http.HttpServer` on 127.0.0.1 (HTTP/1.1 keep-alive, T
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
 import logging
@@ -90,9 +89,18 @@ import urllib.parse
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from localcloud.apigateway.cognito import JwksUnavailable, TokenInvalid
+from localcloud.apigateway.proxy import (
+    GatewayError,
+    InvokeOutcome,
+    event_body,
+    internal_error,
+    proxy_response,
+    query_parameters,
+    request_headers,
+)
 from localcloud.errors import Throttled
 from localcloud.http import BadRequest, HttpServer, Request
 
@@ -109,24 +117,9 @@ MAX_REQUEST_BYTES = 10 * 1024 * 1024
 INTEGRATION_TIMEOUT_S = 29.0
 
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"})
-_PROXY_KEYS = frozenset({"statusCode", "headers", "multiValueHeaders", "body", "isBase64Encoded"})
-# Response headers API Gateway does not pass through as-is but renames to x-amzn-Remapped-<name>.
-_REMAPPED = frozenset({"authorization", "connection", "content-length", "date", "server",
-                       "transfer-encoding", "www-authenticate"})
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _PARAM_RE = re.compile(r"^\{([A-Za-z0-9._-]+)(\+?)\}$")
-
-
-class InvokeOutcome(Protocol):
-    """What ``invoke(function, event)`` returns: the Lambda Invoke API's answer."""
-
-    @property
-    def payload(self) -> bytes: ...
-
-    @property
-    def function_error(self) -> str | None:  # None, or "Unhandled" (X-Amz-Function-Error)
-        ...
 
 
 @dataclass(frozen=True)
@@ -140,22 +133,6 @@ class Route:
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-class _GatewayError(Exception):
-    """One of API Gateway's own answers."""
-
-    def __init__(self, status: int, message: str | None, error_type: str | None = None,
-                 log_error: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.error_type = error_type
-        self.log_error = log_error or message
-
-
-def _internal_error(status: int, why: str) -> _GatewayError:
-    return _GatewayError(status, "Internal server error", "InternalServerErrorException", why)
 
 
 def _request_time(epoch_s: float) -> str:
@@ -441,13 +418,13 @@ class LocalApiGateway:
                                 "request_id": request_id, "function": None, "error": None}
         try:
             status, headers, body = self._handle(h, now, request_id, apigw_id, info)
-        except _GatewayError as e:
+        except GatewayError as e:
             status, headers, body = self._gateway_error(e, info)
         except (ConnectionError, TimeoutError):
             raise  # the client went away: nothing to answer
         except Exception as e:  # a bug here must still answer the client
             log.exception("LocalApiGateway: internal error")
-            status, headers, body = self._gateway_error(_internal_error(500, f"gateway bug: {e!r}"), info)
+            status, headers, body = self._gateway_error(internal_error(500, f"gateway bug: {e!r}"), info)
         self._send(h, status, headers, body, request_id, apigw_id)
         info["status"] = status
         info["latency_ms"] = (time.perf_counter() - started) * 1000.0
@@ -458,7 +435,7 @@ class LocalApiGateway:
                 log.exception("LocalApiGateway: on_request hook failed")
 
     @staticmethod
-    def _gateway_error(e: _GatewayError, info: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+    def _gateway_error(e: GatewayError, info: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
         info["error"] = e.log_error
         if e.status == 413:  # the front end's answer: plain text, and the unread body ends the connection
             return 413, [("Content-Type", "text/plain"), ("Connection", "close")], (e.message or "").encode()
@@ -473,9 +450,9 @@ class LocalApiGateway:
             return h.read_body(limit)
         except BadRequest as e:
             if e.status == 413:
-                raise _GatewayError(413, f"HTTP content length exceeded {limit} bytes.", None,
+                raise GatewayError(413, f"HTTP content length exceeded {limit} bytes.", None,
                                     "request body too large") from None
-            raise _GatewayError(400, "Bad Request", None, e.message) from None
+            raise GatewayError(400, "Bad Request", None, e.message) from None
 
     def _route(self, segments: list[str]) -> tuple[_Resource, dict[str, str]] | None:
         best: tuple[tuple[int, ...], _Resource, dict[str, str]] | None = None
@@ -517,11 +494,11 @@ class LocalApiGateway:
             if authorization:
                 digest = base64.b64encode(hashlib.sha256(authorization.encode("utf-8", "surrogateescape"))
                                           .digest()).decode()
-                raise _GatewayError(
+                raise GatewayError(
                     403, "Invalid key=value pair (missing equal-sign) in Authorization header "
                          f"(hashed with SHA-256 and encoded with Base64): '{digest}'.",
                     "IncompleteSignatureException", "no such resource/method (Authorization header present)")
-            raise _GatewayError(403, "Missing Authentication Token", "MissingAuthenticationTokenException",
+            raise GatewayError(403, "Missing Authentication Token", "MissingAuthenticationTokenException",
                                 "no such resource/method")
         info["function"] = route.function
         info["resource"] = resource.path
@@ -533,7 +510,7 @@ class LocalApiGateway:
         event = self._event(h, now, request_id, apigw_id, method, path, raw_query, body,
                             resource, route, path_params, claims)
         outcome = self._call(route.function, event)
-        return self._proxy_response(outcome)
+        return proxy_response(outcome)
 
     def _authorize(self, authorization: str | None, info: dict[str, Any]) -> dict[str, str]:
         assert self._verifier is not None
@@ -541,94 +518,61 @@ class LocalApiGateway:
         if token[:7].lower() == "bearer ":
             token = token[7:].strip()
         if not token:
-            raise _GatewayError(401, "Unauthorized", "UnauthorizedException", "no Authorization header")
+            raise GatewayError(401, "Unauthorized", "UnauthorizedException", "no Authorization header")
         try:
             claims = self._verifier.verify(token)
         except TokenInvalid as e:
             if e.reason == "expired":
-                raise _GatewayError(401, "The incoming token has expired", "UnauthorizedException",
+                raise GatewayError(401, "The incoming token has expired", "UnauthorizedException",
                                     f"token invalid: {e}") from None
-            raise _GatewayError(401, "Unauthorized", "UnauthorizedException", f"token invalid: {e}") from None
+            raise GatewayError(401, "Unauthorized", "UnauthorizedException", f"token invalid: {e}") from None
         except JwksUnavailable as e:  # AUTHORIZER_CONFIGURATION_ERROR
             log.warning("LocalApiGateway: %s", e)
-            raise _GatewayError(500, None, "AuthorizerConfigurationException", str(e)) from None
+            raise GatewayError(500, None, "AuthorizerConfigurationException", str(e)) from None
         info["principal"] = claims.get("sub")
         return {name: _claim_str(name, value) for name, value in claims.items()}
 
     def _event(self, h: Request, now: float, request_id: str, apigw_id: str, method: str, path: str,
                raw_query: str, body: bytes, resource: _Resource, route: Route,
                path_params: dict[str, str], claims: dict[str, str] | None) -> dict[str, Any]:
-        headers: dict[str, str] = {}
-        multi: dict[str, list[str]] = {}
-        spelled: dict[str, str] = {}  # lower-case name -> the spelling first seen
-        client_ip = h.client_address[0]
-
-        def add(name: str, value: str) -> None:
-            lower = name.lower()
-            if lower == "authorization":
-                name = "Authorization"
-            elif lower == "user-agent":
-                name = "User-Agent"
-            key = spelled.setdefault(lower, name)
-            headers[key] = value
-            multi.setdefault(key, []).append(value)
-
-        for name, value in h.headers.items():
-            if name.lower() in ("content-length", "connection", "transfer-encoding"):
-                continue
-            add(name, value)
-        forwarded_for = spelled.get("x-forwarded-for")
-        if forwarded_for:
-            headers[forwarded_for] = multi[forwarded_for][-1] = f"{headers[forwarded_for]}, {client_ip}"
-        else:
-            add("X-Forwarded-For", client_ip)
-        if "x-forwarded-port" not in spelled:
-            add("X-Forwarded-Port", str(h.server.server_address[1]))
-        if "x-forwarded-proto" not in spelled:
-            add("X-Forwarded-Proto", "http")
-
-        query: dict[str, str] = {}
-        multi_query: dict[str, list[str]] = {}
-        for name, value in urllib.parse.parse_qsl(raw_query, keep_blank_values=True):
-            query[name] = value
-            multi_query.setdefault(name, []).append(value)
-
-        if not body:
-            body_field, is_b64 = None, False
-        else:
-            try:
-                body_field, is_b64 = body.decode("utf-8"), False
-            except UnicodeDecodeError:
-                body_field, is_b64 = base64.b64encode(body).decode("ascii"), True
-
-        host = headers.get(spelled.get("host", "Host")) or f"{self._host}:{h.server.server_address[1]}"
-        user_agent = headers.get("User-Agent")
-        request_context: dict[str, Any] = {
-            "accountId": self.account_id,
-            "apiId": self.api_id,
+        port = h.server.server_address[1]
+        headers = request_headers(h.headers.items(), h.client_address[0], port)
+        query, multi_query = query_parameters(raw_query)
+        body_field, is_b64 = event_body(body)
+        host = headers.get("host") or f"{self._host}:{port}"
+        return {
+            "resource": resource.path,
+            "path": path,
+            "httpMethod": method,
+            "headers": headers.single or None,
+            "multiValueHeaders": headers.multi or None,
+            "queryStringParameters": query or None,
+            "multiValueQueryStringParameters": multi_query or None,
+            "pathParameters": path_params or None,
+            "stageVariables": None,
+            "requestContext": self._request_context(h, now, request_id, apigw_id, method, path, host,
+                                                    headers.get("user-agent"), resource, claims),
+            "body": body_field,
+            "isBase64Encoded": is_b64,
         }
+
+    def _request_context(self, h: Request, now: float, request_id: str, apigw_id: str, method: str, path: str,
+                         host: str, user_agent: str | None, resource: _Resource,
+                         claims: dict[str, str] | None) -> dict[str, Any]:
+        context: dict[str, Any] = {"accountId": self.account_id, "apiId": self.api_id}
         if claims is not None:
-            request_context["authorizer"] = {"claims": claims}
-        request_context.update({
+            context["authorizer"] = {"claims": claims}
+        identity = dict.fromkeys(("accessKey", "accountId", "caller", "cognitoAuthenticationProvider",
+                                  "cognitoAuthenticationType", "cognitoIdentityId", "cognitoIdentityPoolId",
+                                  "principalOrgId", "sourceIp", "user", "userAgent", "userArn"))
+        identity.update(sourceIp=h.client_address[0], userAgent=user_agent)
+        context.update({
             "deploymentId": self._deployment_id,
             "domainName": host,
             "domainPrefix": host.split(":", 1)[0].split(".", 1)[0],
             "extendedRequestId": apigw_id,
             "httpMethod": method,
-            "identity": {
-                "accessKey": None,
-                "accountId": None,
-                "caller": None,
-                "cognitoAuthenticationProvider": None,
-                "cognitoAuthenticationType": None,
-                "cognitoIdentityId": None,
-                "cognitoIdentityPoolId": None,
-                "principalOrgId": None,
-                "sourceIp": client_ip,
-                "user": None,
-                "userAgent": user_agent,
-                "userArn": None,
-            },
+            "identity": identity,
             "path": f"/{self.stage}{path}",
             "protocol": h.request_version,
             "requestId": request_id,
@@ -638,20 +582,7 @@ class LocalApiGateway:
             "resourcePath": resource.path,
             "stage": self.stage,
         })
-        return {
-            "resource": resource.path,
-            "path": path,
-            "httpMethod": method,
-            "headers": headers or None,
-            "multiValueHeaders": multi or None,
-            "queryStringParameters": query or None,
-            "multiValueQueryStringParameters": multi_query or None,
-            "pathParameters": path_params or None,
-            "stageVariables": None,
-            "requestContext": request_context,
-            "body": body_field,
-            "isBase64Encoded": is_b64,
-        }
+        return context
 
     def _call(self, function: str, event: dict[str, Any]) -> InvokeOutcome:
         try:
@@ -662,103 +593,20 @@ class LocalApiGateway:
                 raise RuntimeError("the gateway is stopped")
             call = pool.submit(self._invoke, function, event)
             if not call.done.wait(self._timeout):
-                raise _GatewayError(504, "Endpoint request timed out", None,
+                raise GatewayError(504, "Endpoint request timed out", None,
                                     f"integration timed out after {self._timeout} s")
             if call.error is not None:
                 raise call.error
             return call.result
-        except _GatewayError:
+        except GatewayError:
             raise
         except Exception as e:
             # The Lambda API refused the invocation: API Gateway answers 500 (not 502, not 429).
             if _is_throttle(e):
-                raise _internal_error(500, "Lambda invocation failed with status: 429 "
+                raise internal_error(500, "Lambda invocation failed with status: 429 "
                                            "(TooManyRequestsException, Rate Exceeded)") from None
             log.warning("LocalApiGateway: invoking %s failed: %r", function, e)
-            raise _internal_error(500, f"Lambda invocation failed: {type(e).__name__}: {e}") from None
-
-    @staticmethod
-    def _proxy_response(outcome: InvokeOutcome) -> tuple[int, list[tuple[str, str]], bytes]:
-        payload = outcome.payload
-        if isinstance(payload, str):
-            payload = payload.encode()
-        if outcome.function_error:
-            raise _internal_error(502, f"Lambda function error ({outcome.function_error})")
-        malformed = _internal_error(502, "Execution failed due to configuration error: "
-                                         "Malformed Lambda proxy response")
-        try:
-            response = json.loads(payload)
-        except (ValueError, TypeError):
-            raise malformed from None
-        if not isinstance(response, dict) or not response.keys() <= _PROXY_KEYS:
-            raise malformed
-
-        status_code = response.get("statusCode")
-        if status_code is None:
-            status = 200
-        elif isinstance(status_code, int) and not isinstance(status_code, bool):
-            status = status_code
-        elif isinstance(status_code, str) and status_code.strip().isdigit():
-            status = int(status_code)
-        else:
-            raise malformed
-        if not 200 <= status <= 599:  # a 1xx cannot be a final HTTP response
-            raise malformed
-
-        def header_value(value: Any) -> str:
-            if isinstance(value, bool):
-                return "true" if value else "false"
-            if not isinstance(value, str) or "\r" in value or "\n" in value:
-                raise malformed
-            return value
-
-        merged: dict[str, list[str]] = {}
-        single = response.get("headers")
-        if single is not None:
-            if not isinstance(single, dict):
-                raise malformed
-            for name, value in single.items():
-                merged[name] = [header_value(value)]
-        multi = response.get("multiValueHeaders")
-        if multi is not None:
-            if not isinstance(multi, dict):
-                raise malformed
-            for name, values in multi.items():
-                if not isinstance(values, list):
-                    raise malformed
-                merged[name] = [header_value(v) for v in values]  # multiValueHeaders wins
-
-        body = response.get("body")
-        is_b64 = response.get("isBase64Encoded")
-        if body is not None and not isinstance(body, str):
-            raise malformed
-        if is_b64 is not None and not isinstance(is_b64, bool):
-            raise malformed
-        if body is None:
-            data = b""
-        elif is_b64:
-            try:
-                data = base64.b64decode(body, validate=True)
-            except (binascii.Error, ValueError):
-                raise _internal_error(500, "Execution failed due to configuration error: "
-                                           "Unable to base64 decode the body") from None
-        else:
-            data = body.encode("utf-8", "surrogatepass")
-
-        headers: list[tuple[str, str]] = []
-        has_content_type = False
-        for name, values in merged.items():
-            if not name or any(c in name for c in "\r\n: \t"):
-                raise malformed
-            lower = name.lower()
-            if lower in _REMAPPED:
-                name = "x-amzn-Remapped-" + name
-            elif lower == "content-type":
-                has_content_type = True
-            headers.extend((name, v) for v in values)
-        if not has_content_type:
-            headers.insert(0, ("Content-Type", "application/json"))
-        return status, headers, data
+            raise internal_error(500, f"Lambda invocation failed: {type(e).__name__}: {e}") from None
 
     @staticmethod
     def _send(h: Request, status: int, headers: list[tuple[str, str]], body: bytes,
