@@ -156,6 +156,12 @@ class CognitoVerifier:
 
         Raises ``JwksUnavailable`` when the JWKS cannot be fetched (that is not the token's fault).
         """
+        claims = self._signed_claims(token)
+        self._check_claims(claims)
+        return claims
+
+    def _signed_claims(self, token: str) -> dict[str, Any]:
+        """The payload of an RS256 token signed by a key of the pool's JWKS; nothing else checked yet."""
         if not isinstance(token, str) or token.count(".") != 2:
             raise TokenInvalid("malformed", "not a compact JWS (header.payload.signature)")
         try:
@@ -196,7 +202,10 @@ class CognitoVerifier:
             raise TokenInvalid("malformed", str(e)) from e
         if not isinstance(claims, dict):
             raise TokenInvalid("malformed", "the payload is not a JSON object")
+        return claims
 
+    def _check_claims(self, claims: dict[str, Any]) -> None:
+        """Issuer, token use, audience and times, as the Cognito authorizer checks them."""
         if claims.get("iss") != self.issuer:
             raise TokenInvalid("wrong issuer", f"{claims.get('iss')!r} is not {self.issuer!r}")
         if claims.get("token_use") != "id":
@@ -220,4 +229,3 @@ class CognitoVerifier:
                 raise TokenInvalid("malformed", f"{name} is not a number")
             if value > now + self.leeway_s:
                 raise TokenInvalid("not yet valid", f"{name} is {int(value - now)} s in the future")
-        return claims
