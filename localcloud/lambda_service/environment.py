@@ -1,4 +1,4 @@
-"""One execution environment: an awslambdaric process, its Runtime API, and each invocation from the event to its REPORT line.
+"""One execution environment: an awslambdaric process, its Runtime API, each invocation up to its REPORT line.
 
 * **Logs**: the process's stdout and stderr, between ``START`` and ``END``; what the module
   prints while it is imported comes before ``START`` on a cold start, after an ``INIT_START``

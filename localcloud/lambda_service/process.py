@@ -40,9 +40,9 @@ _SIGNAL_NAMES = {
 
 
 def command(python: str, handler: str, debug: tuple[int, bool] | None = None) -> list[str]:
-    """``python -m awslambdaric HANDLER`` (the managed runtimes' bootstrap), under debugpy with ``debug`` (port, wait).
+    """``python -m awslambdaric HANDLER``, the managed runtimes' bootstrap; under debugpy with ``debug`` (port, wait).
 
-    Under debugpy frozen modules are off, or debugpy warns and misses breakpoints.
+    Under debugpy, frozen modules are off, or debugpy warns and misses breakpoints.
     """
     if debug is None:
         return [python, "-m", "awslambdaric", handler]
@@ -51,7 +51,8 @@ def command(python: str, handler: str, debug: tuple[int, bool] | None = None) ->
             *(["--wait-for-client"] if wait else []), "-m", "awslambdaric", handler]
 
 
-def spawn(command: list[str], *, cwd: str, env: Mapping[str, str], name: str) -> tuple[subprocess.Popen, LogPipe]:
+def spawn(command: list[str], *, cwd: str, env: Mapping[str, str],
+          name: str) -> tuple[subprocess.Popen, LogPipe]:
     """Start ``command`` in its own process group, its stdout and stderr in one ``LogPipe``."""
     r, w = os.pipe()
     try:
@@ -232,7 +233,7 @@ class LogPipe:
             sel.close()
 
     def take(self, flush_partial: bool = False) -> list[str]:
-        """The lines read so far (and, with ``flush_partial``, an unfinished last line), removed from the pipe's store."""
+        """The lines read since the last take (with ``flush_partial``, an unfinished last line too)."""
         with self._lock:
             self._read_locked()
             if flush_partial and self._partial:

@@ -1,4 +1,4 @@
-"""LambdaRuntime, the local Lambda service: registered functions, their execution environments, concurrency, ``invoke``.
+"""The local Lambda service (LambdaRuntime): registered functions, their environments, concurrency, ``invoke``.
 
 SAM CLI's ``sam local`` needs Docker. This does what the Lambda service does, without it: each
 *execution environment* (:mod:`.environment`) is a Python process running AWS's own runtime

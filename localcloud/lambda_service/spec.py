@@ -1,4 +1,4 @@
-"""The Lambda service's data: a function's configuration, an invocation's result and REPORT line, an environment's record, the limits."""
+"""The Lambda service's data: function configuration, invocation result, REPORT line, environment record, limits."""
 
 from __future__ import annotations
 
