@@ -105,6 +105,7 @@ class _Call:
         return self.invocation.delivered_at if self.invocation is not None else None
 
     def since_start_ms(self, at: float) -> float:
+        """Milliseconds from the runtime taking the event to ``at`` (0 if it never took it)."""
         start = self.started
         return (at - (start or at)) * 1000
 
