@@ -131,7 +131,8 @@ class LocalCloud:
         from localcloud.apigateway.gateway import LocalApiGateway, Route
         from localcloud.apigateway.cognito import CognitoVerifier
         from localcloud.event_sources.sources import EventSources
-        from localcloud.lambda_service.runtime import FunctionSpec, LambdaRuntime
+        from localcloud.lambda_service.runtime import LambdaRuntime
+        from localcloud.lambda_service.spec import FunctionSpec
         from localcloud.cfn.provision import ProvisionError, provision
         from localcloud.cfn.stack import host_code_dir
 

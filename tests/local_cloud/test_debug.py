@@ -13,7 +13,9 @@ import psutil
 import pytest
 
 from workshop.dap import DapClient
-from localcloud.lambda_service.runtime import FunctionSpec, LambdaRuntime, UnknownFunction
+from localcloud.errors import UnknownFunction
+from localcloud.lambda_service.runtime import LambdaRuntime
+from localcloud.lambda_service.spec import FunctionSpec
 
 pytestmark = pytest.mark.local_cloud
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from localcloud.event_sources.sources import matches_filter, s3_lambda_record, sns_lambda_event
-from localcloud.lambda_service.runtime import FunctionSpec
+from localcloud.lambda_service.spec import FunctionSpec
 from localcloud.cfn.stack import AsyncConfig, S3NotificationModel, SnsSubscriptionModel, StreamMappingModel
 
 pytestmark = pytest.mark.local_cloud

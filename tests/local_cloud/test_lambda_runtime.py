@@ -1,4 +1,4 @@
-"""The local Lambda service (localcloud.lambda_service.runtime): real awslambdaric processes behind a local
+"""The local Lambda service (localcloud.lambda_service): real awslambdaric processes behind a local
 Runtime API, held to what Lambda does: cold and warm starts, concurrency and throttling, the
 REPORT line, timeouts, memory, errors, logs, the environment, and cleaning up."""
 
@@ -14,15 +14,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from localcloud.lambda_service import runtime as lambda_runtime
-from localcloud.lambda_service.runtime import (
-    FunctionSpec,
-    LambdaRuntime,
-    Report,
-    RequestTooLarge,
-    Throttled,
-    UnknownFunction,
-)
+from localcloud.errors import RequestTooLarge, Throttled, UnknownFunction
+from localcloud.lambda_service import environment
+from localcloud.lambda_service.runtime import LambdaRuntime
+from localcloud.lambda_service.spec import FunctionSpec, Report
 
 pytestmark = pytest.mark.local_cloud
 
@@ -196,7 +191,7 @@ def test_warm_invoke_has_no_delayed_ack_stall(runtime):
 
 
 def test_an_init_longer_than_the_init_phase_goes_on_under_the_timeout(runtime, monkeypatch):
-    monkeypatch.setattr(lambda_runtime, "INIT_PHASE_TIMEOUT_S", 0.2)  # Lambda's is 10 s
+    monkeypatch.setattr(environment, "INIT_PHASE_TIMEOUT_S", 0.2)  # Lambda's is 10 s
     runtime.register(spec("Slow", "slow_init.handler", timeout_s=3))
     r = runtime.invoke("Slow", {})
     assert r.function_error is None and r.report.init_duration_ms >= 500
