@@ -19,7 +19,6 @@ always before the runtime hears its 202.
 from __future__ import annotations
 
 import collections
-import http.client
 import json
 import queue
 import secrets
@@ -27,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from localcloud.http import MAX_LINE, HttpServer, Request
+from localcloud.http import HttpServer, Request
 from localcloud.lambda_service.spec import MAX_RESPONSE_PAYLOAD
 
 __all__ = [
@@ -48,7 +47,6 @@ _INVOCATION = _API + "invocation/"
 _ERROR_TYPE = "Lambda-Runtime-Function-Error-Type"
 _MAX_BODY = 64 * 1024 * 1024  # what the local Runtime API reads at all
 _JSON = ("Content-Type", "application/json")
-_MAX_HEADERS = 100  # as http.client's
 
 
 @dataclass(slots=True)
@@ -128,44 +126,6 @@ RuntimeMessage = RuntimeReady | InvocationResponse | InvocationError | ResponseT
 # ----------------------------------------------------------------------------- the server
 
 
-class _RuntimeRequest(Request):
-    # no idle timeout: a runtime is silent for as long as its function runs or a debugger holds it
-    timeout = None
-
-    def parse_request(self) -> bool:
-        """The request line and headers; plain header lines are read without the email package.
-
-        The stdlib parses headers with ``email.parser``: some 80 µs a request here, two requests
-        an invoke, a third of a warm invoke. A runtime sends a few plain header lines; any
-        request line but ``METHOD /path HTTP/1.1`` takes the stdlib's way.
-        """
-        words = self.raw_requestline.decode("latin-1").rstrip("\r\n").split(" ")
-        if len(words) != 3 or words[2] != "HTTP/1.1" or not words[1].startswith("/") or words[1].startswith("//"):
-            return super().parse_request()
-        self.command, self.path, self.request_version = words
-        self.requestline = " ".join(words)
-        self.headers = headers = http.client.HTTPMessage()
-        for _ in range(_MAX_HEADERS + 1):
-            line = self.rfile.readline(MAX_LINE + 1)
-            if line in (b"\r\n", b"\n", b""):
-                break
-            if len(line) > MAX_LINE:
-                self.send_error(431, "Line too long")
-                return False
-            name, colon, value = line.decode("latin-1").partition(":")
-            if not colon or name[:1] in (" ", "\t"):  # RFC 9112: a folded or nameless line is refused
-                self.send_error(400, "Bad Request: malformed header line")
-                return False
-            headers[name] = value.strip()
-        else:
-            self.send_error(431, "Too many headers")
-            return False
-        self.close_connection = headers.get("Connection", "").lower() == "close"
-        if headers.get("Expect", "").lower() == "100-continue":
-            return self.handle_expect_100()
-        return True
-
-
 def _accepted(request: Request) -> None:
     request.respond(202, [_JSON], b'{"status":"OK"}', "Accepted")
 
@@ -185,7 +145,7 @@ class RuntimeApi:
         self._ready = False
         self._current: Invocation | None = None
         self._answered: collections.deque[str] = collections.deque(maxlen=32)
-        self._server = HttpServer(self._handle, name=name, request_class=_RuntimeRequest)
+        self._server = HttpServer(self._handle, name=name, idle_timeout=None)  # silent while a function runs or a debugger holds it
 
     def start(self) -> int:
         """Listen on a free port, and return it."""
