@@ -62,8 +62,16 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
-from localcloud.cfn.stack import AsyncConfig, S3NotificationModel, SnsSubscriptionModel, Stack, StreamMappingModel
+from localcloud.cfn.stack import (
+    AsyncConfig,
+    S3NotificationModel,
+    SnsSubscriptionModel,
+    Stack,
+    StreamMappingModel,
+)
 from localcloud.errors import Throttled, UnknownFunction
+from localcloud.lambda_service.spec import InvocationResult
+from localcloud.sdk import Clients
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +86,7 @@ __all__ = [
     "sns_lambda_event",
 ]
 
-Invoke = Callable[[str, Any], Any]  # (function name, event) -> InvocationResult
+Invoke = Callable[[str, Any], InvocationResult]  # (function name, event) -> its result
 
 
 def _iso(ts: float | None = None) -> str:
@@ -86,7 +94,7 @@ def _iso(ts: float | None = None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def _error_message(result: Any) -> str:
+def _error_message(result: InvocationResult) -> str:
     try:
         body = json.loads(result.payload or b"null")
     except ValueError:
@@ -96,7 +104,7 @@ def _error_message(result: Any) -> str:
     return str(body)
 
 
-def _response_payload(result: Any) -> Any:
+def _response_payload(result: InvocationResult) -> Any:
     try:
         return json.loads(result.payload) if result.payload else None
     except ValueError:
@@ -199,7 +207,7 @@ def _match_operator(rule: Mapping[str, Any], value: Any) -> bool:  # noqa: PLR09
 class Destinations:
     """Sends a message to an SQS queue, an SNS topic or a function, by ARN (DLQs and destinations)."""
 
-    def __init__(self, clients: Callable[[str], Any], invoke_async: Callable[[str, Any], None] | None = None) -> None:
+    def __init__(self, clients: Clients, invoke_async: Callable[[str, Any], None] | None = None) -> None:
         self.clients = clients
         self.invoke_async = invoke_async
         self._queue_urls: dict[str, str] = {}
@@ -393,7 +401,7 @@ class AsyncInvoker:
             return
         self._give_up(job, config, result, "RetriesExhausted", error)
 
-    def _give_up(self, job: _Job, config: AsyncConfig, result: Any, condition: str, error: str) -> None:
+    def _give_up(self, job: _Job, config: AsyncConfig, result: InvocationResult, condition: str, error: str) -> None:
         self._record(job, "failed", result, condition, error)
         if not (config.on_failure or config.dead_letter_arn):
             log.warning("%s: event given up (%s), no dead-letter queue or OnFailure destination: %s",
@@ -409,7 +417,7 @@ class AsyncInvoker:
             }
             self._safe(self.destinations.send, config.dead_letter_arn, json.dumps(job.event), attributes)
 
-    def _send_record(self, arn: str, job: _Job, result: Any, condition: str) -> None:
+    def _send_record(self, arn: str, job: _Job, result: InvocationResult, condition: str) -> None:
         response: dict[str, Any] = {"statusCode": 200, "executedVersion": "$LATEST"}
         if result is not None and result.function_error:
             response["functionError"] = result.function_error
@@ -435,7 +443,7 @@ class AsyncInvoker:
         except Exception:  # noqa: BLE001
             log.exception("sending to %s failed", args[0])
 
-    def _record(self, job: _Job, outcome: str, result: Any, condition: str | None, error: str | None) -> None:
+    def _record(self, job: _Job, outcome: str, result: InvocationResult, condition: str | None, error: str | None) -> None:
         self.history.append({
             "function": job.function,
             "event": job.event,
@@ -542,7 +550,7 @@ def dynamodb_stream_record(record: Mapping[str, Any], stream_arn: str, region: s
 class _QueuePoller:
     """Long-polls an internal SQS queue and hands each message body to ``handle``."""
 
-    def __init__(self, name: str, clients: Callable[[str], Any], queue_url: str, handle: Callable[[str], None],
+    def __init__(self, name: str, clients: Clients, queue_url: str, handle: Callable[[str], None],
                  stopped: threading.Event) -> None:
         self.name = name
         self.clients = clients
@@ -599,7 +607,7 @@ class StreamPoller:
         self,
         mapping: StreamMappingModel,
         *,
-        clients: Callable[[str], Any],
+        clients: Clients,
         invoke: Invoke,
         destinations: Destinations,
         region: str,
@@ -710,7 +718,7 @@ class StreamPoller:
     def _seq(record: dict) -> str:
         return str(record["dynamodb"].get("SequenceNumber"))
 
-    def _first_failure(self, result: Any, batch: list[dict]) -> tuple[int | None, bool]:
+    def _first_failure(self, result: InvocationResult, batch: list[dict]) -> tuple[int | None, bool]:
         """(index of the first record to retry or None for a success, whether the answer was invalid).
 
         Lambda's rules for ``ReportBatchItemFailures``: no, null or empty ``batchItemFailures`` is a
@@ -786,7 +794,7 @@ class StreamPoller:
             self.stopped.wait(self.retry_delay)
             pending.appendleft((remaining, retries + 1, invocations))
 
-    def _on_failure(self, shard_id: str, records: list[dict], result: Any, invocations: int, condition: str) -> None:
+    def _on_failure(self, shard_id: str, records: list[dict], result: InvocationResult, invocations: int, condition: str) -> None:
         first, last = records[0]["dynamodb"], records[-1]["dynamodb"]
         response: dict[str, Any] = {"statusCode": 200, "executedVersion": "$LATEST"}
         if result is not None and result.function_error:
@@ -830,7 +838,7 @@ class EventSources:
     def __init__(
         self,
         stack: Stack,
-        clients: Callable[[str], Any],
+        clients: Clients,
         invoke: Invoke,
         *,
         endpoint_url: str,

@@ -33,11 +33,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from localcloud.fronts.alb import IDENTITY_HEADER, AlbRoute, match
 from localcloud.http import HttpServer, Request
+
+if TYPE_CHECKING:
+    from localcloud.cloud import LocalCloud
 
 __all__ = ["Standalone", "apigw_event", "config_for", "start_plain_server"]
 
@@ -132,7 +135,7 @@ def serve(config: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- the parent's side
 
 
-def config_for(cloud: Any, functions: list[str] | None = None) -> tuple[dict[str, Any], dict[str, str], str]:
+def config_for(cloud: LocalCloud, functions: list[str] | None = None) -> tuple[dict[str, Any], dict[str, str], str]:
     """(server config, the process's environment variables, code folder) for the cloud's API routes."""
     routes, handlers, env, code_dirs = [], {}, {}, set()
     for route in cloud.stack.routes():
@@ -180,7 +183,7 @@ class Standalone:
         self.stop()
 
 
-def start_plain_server(cloud: Any, functions: list[str] | None = None, timeout: float = 30) -> Standalone:
+def start_plain_server(cloud: LocalCloud, functions: list[str] | None = None, timeout: float = 30) -> Standalone:
     """Start the server process for the cloud's API routes (or those of ``functions``); returns when it listens."""
     config, fn_env, code_dir = config_for(cloud, functions)
     env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
