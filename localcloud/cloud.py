@@ -476,7 +476,7 @@ class LocalCloud:
         from localcloud.event_sources.sources import EventSources
         from localcloud.lambda_service.runtime import FunctionSpec, LambdaRuntime
         from localcloud.cfn.provision import ProvisionError, provision
-        from localcloud.cfn.stack import host_code_dir
+        from localcloud.lambda_service.code import host_code_dir
 
         self._clients = Clients(self._endpoint_url, self.region)
         try:

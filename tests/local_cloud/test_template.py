@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from samcli.yamlhelper import yaml_parse
 
-from localcloud.cfn.stack import Stack, TemplateError, host_code_dir
+from localcloud.cfn.stack import Stack, TemplateError
+from localcloud.lambda_service.code import host_code_dir
 
 pytestmark = pytest.mark.local_cloud
 
