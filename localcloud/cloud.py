@@ -722,3 +722,17 @@ class LocalCloud:
             if secret:
                 outputs["CognitoClientSecret"] = secret
         return outputs
+
+    def delete_stack(self) -> list[tuple[str, str, str]]:
+        """Delete what the template made, as ``sam delete`` does (``localcloud.cfn.delete``): resources in reverse
+        dependency order, buckets emptied first, then the functions' alarms and log groups. The event sources
+        stop first. Returns (type, name, what was done) rows."""
+        from localcloud.cfn.delete import delete_stack
+
+        if self._clients is None:
+            raise CloudError("the local cloud is not started")
+        queues: list[str] = []
+        if self.event_sources is not None:
+            self.event_sources.stop()  # the notifications and subscriptions go with their resources
+            queues = self.event_sources.internal_queues()
+        return delete_stack(self.stack, self._clients, queues)
