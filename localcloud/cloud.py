@@ -134,7 +134,7 @@ class LocalCloud:
         from localcloud.lambda_service.runtime import LambdaRuntime
         from localcloud.lambda_service.spec import FunctionSpec
         from localcloud.cfn.provision import ProvisionError, provision
-        from localcloud.cfn.stack import host_code_dir
+        from localcloud.lambda_service.code import host_code_dir
 
         self._clients = Clients(self._endpoint_url, self.region)
         try:
@@ -375,3 +375,17 @@ class LocalCloud:
             if secret:
                 outputs["CognitoClientSecret"] = secret
         return outputs
+
+    def delete_stack(self) -> list[tuple[str, str, str]]:
+        """Delete what the template made, as ``sam delete`` does (``localcloud.cfn.delete``): resources in reverse
+        dependency order, buckets emptied first, then the functions' alarms and log groups. The event sources
+        stop first. Returns (type, name, what was done) rows."""
+        from localcloud.cfn.delete import delete_stack
+
+        if self._clients is None:
+            raise CloudError("the local cloud is not started")
+        queues: list[str] = []
+        if self.event_sources is not None:
+            self.event_sources.stop()  # the notifications and subscriptions go with their resources
+            queues = self.event_sources.internal_queues()
+        return delete_stack(self.stack, self._clients, queues)

@@ -12,7 +12,6 @@ Pure functions on folders and template dicts, for the build notebook and its exe
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import io
 import os
@@ -67,32 +66,17 @@ def package_size(folder: str | os.PathLike[str], compresslevel: int = 6) -> tupl
     return unzipped, buffer.getbuffer().nbytes
 
 
-class _NoManagedPolicies:
-    """The managed-policy loader SAM asks for; offline, none is known (policy templates still expand)."""
-
-    def load(self) -> dict:
-        return {}
-
-
 def expand(template: Mapping[str, Any], parameters: Mapping[str, str] | None = None,
-           code_uri: str = "s3://workshop/code.zip") -> dict:
-    """The plain CloudFormation the SAM transform makes of ``template``, offline.
+           code_uri: str = "s3://workshop/code.zip", *, region: str = "us-east-1") -> dict:
+    """The plain CloudFormation the SAM transform makes of ``template``, offline, in ``region``.
 
     The transform wants each function's code in S3 (``sam deploy`` uploads it there first), so every
-    local ``CodeUri`` is replaced by ``code_uri``. Needs ``AWS_DEFAULT_REGION`` (set here if missing).
+    local ``CodeUri`` is replaced by ``code_uri``. It is the local cloud's own transform
+    (``localcloud.sam_transform``), the one every stack the local cloud deploys goes through.
     """
-    from samtranslator.translator.transform import transform
+    from localcloud import sam_transform
 
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    template = copy.deepcopy(dict(template))
-    function_globals = (template.get("Globals") or {}).get("Function") or {}
-    if "CodeUri" in function_globals:
-        function_globals["CodeUri"] = code_uri
-    for resource in template.get("Resources", {}).values():
-        properties = resource.get("Properties") or {}
-        if resource.get("Type") == "AWS::Serverless::Function" and "CodeUri" in properties:
-            properties["CodeUri"] = code_uri
-    return transform(template, dict(parameters or {}), _NoManagedPolicies())
+    return sam_transform(template, parameters, region=region, code_uri=code_uri).template
 
 
 def count_types(resources: Mapping[str, Mapping[str, Any]]) -> Counter:

@@ -405,113 +405,15 @@ class Deployment:
 # --------------------------------------------------------------------------- clean-up
 
 
-def _empty_bucket(s3: Any, bucket: str) -> int:
-    """Delete every object (and object version) of ``bucket``; returns how many."""
-    count = 0
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
-        items = [{"Key": o["Key"], "VersionId": o["VersionId"]}
-                 for o in (page.get("Versions") or []) + (page.get("DeleteMarkers") or [])]
-        for i in range(0, len(items), 1000):
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": items[i:i + 1000], "Quiet": True})
-        count += len(page.get("Versions") or [])
-    return count
-
-
 def delete_stack(cloud: Any) -> list[tuple[str, str, str]]:
     """Delete, in reverse dependency order, every resource the template made in the local cloud (buckets
-    emptied first), then the functions' log groups (versions' included). Returns (type, name, what was done)."""
-    stack = cloud.stack
-    done: list[tuple[str, str, str]] = []
-    if getattr(cloud, "event_sources", None) is not None:
-        cloud.event_sources.stop()  # the notifications and subscriptions go with their resources
-    internal: list[str] = []  # the local cloud's own queues behind S3 notifications and SNS subscriptions
-    for lid in reversed(stack.order):
-        rtype, ref = stack.resource_type(lid), stack.refs.get(lid)
-        if ref is None:
-            continue
-        try:
-            row = _delete_resource(cloud, stack, lid, rtype, ref, internal)
-        except Exception as error:  # noqa: BLE001 - deleted by hand already: CloudFormation skips it too
-            if not _is_not_found(error):
-                raise
-            row = (rtype, _short(rtype, lid, ref), "already gone")
-        if row is not None:
-            done.append(row)
-    sqs = cloud.client("sqs")
-    for name in internal:
-        try:
-            sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=name)["QueueUrl"])
-            done.append(("local cloud queue", name, "deleted"))
-        except sqs.exceptions.QueueDoesNotExist:
-            pass
-    names = {fn.name for fn in stack.functions()}
-    cloudwatch = cloud.client("cloudwatch")
-    for alarm in cloudwatch.describe_alarms().get("MetricAlarms") or []:
-        watched = {d["Value"] for d in alarm.get("Dimensions") or [] if d["Name"] == "FunctionName"}
-        if watched & names:
-            cloudwatch.delete_alarms(AlarmNames=[alarm["AlarmName"]])
-            done.append(("alarm", alarm["AlarmName"], "deleted"))
-    logs = cloud.client("logs")
-    for group in _log_groups(logs, "/aws/lambda/"):
-        function = group[len("/aws/lambda/"):].split(":", 1)[0]
-        if function in names:
-            logs.delete_log_group(logGroupName=group)
-            done.append(("log group", group, "deleted"))
-    return done
+    emptied first), then the functions' log groups (versions' included): ``cloud.delete_stack()``, what
+    ``sam delete`` does. Returns (type, name, what was done)."""
+    return cloud.delete_stack()
 
 
-def _is_not_found(error: Exception) -> bool:
-    code = str(getattr(error, "response", {}).get("Error", {}).get("Code", ""))
-    return any(word in code for word in ("NotFound", "NoSuch", "NonExistent", "DoesNotExist"))
-
-
-def _short(rtype: str, lid: str, ref: str) -> str:
-    """A resource's name for a table: bucket and table names, a topic's or queue's last part, else its logical id."""
-    if rtype in ("AWS::S3::Bucket", "AWS::DynamoDB::Table", "AWS::Logs::LogGroup"):
-        return ref
-    if rtype == "AWS::SNS::Topic":
-        return ref.rsplit(":", 1)[-1]
-    if rtype == "AWS::SQS::Queue":
-        return ref.rsplit("/", 1)[-1]
-    return lid
-
-
-def _delete_resource(cloud: Any, stack: Any, lid: str, rtype: str, ref: str,
-                     internal: list[str]) -> tuple[str, str, str] | None:
-    from localcloud.event_sources.sources import _internal_queue_name
-
-    name = _short(rtype, lid, ref)
-    if rtype == "AWS::S3::Bucket":
-        s3 = cloud.client("s3")
-        internal.append(_internal_queue_name("s3", ref))
-        emptied = _empty_bucket(s3, ref)
-        s3.delete_bucket(Bucket=ref)
-        return rtype, name, f"deleted ({emptied} objects first)"
-    if rtype == "AWS::DynamoDB::Table":
-        cloud.client("dynamodb").delete_table(TableName=ref)
-    elif rtype == "AWS::SNS::Subscription":
-        internal.append(_internal_queue_name("sns", lid))
-        cloud.client("sns").unsubscribe(SubscriptionArn=ref)
-        return rtype, name, "unsubscribed"
-    elif rtype == "AWS::SNS::Topic":
-        cloud.client("sns").delete_topic(TopicArn=ref)
-    elif rtype == "AWS::SQS::Queue":
-        cloud.client("sqs").delete_queue(QueueUrl=ref)
-    elif rtype == "AWS::Cognito::UserPoolClient":
-        pool = stack.properties(lid).get("UserPoolId")
-        cloud.client("cognito-idp").delete_user_pool_client(UserPoolId=pool, ClientId=ref)
-    elif rtype == "AWS::Cognito::UserPool":
-        cloud.client("cognito-idp").delete_user_pool(UserPoolId=ref)
-    elif rtype == "AWS::Logs::LogGroup":
-        cloud.client("logs").delete_log_group(logGroupName=ref)
-    else:
-        return None  # nothing of it lives in moto (functions, roles, permissions, the API: the runtime's)
-    return rtype, name, "deleted"
-
-
-def _log_groups(logs: Any, prefix: str = "") -> list[str]:
-    kwargs = {"logGroupNamePrefix": prefix} if prefix else {}
-    return [g["logGroupName"] for page in logs.get_paginator("describe_log_groups").paginate(**kwargs)
+def _log_groups(logs: Any) -> list[str]:
+    return [g["logGroupName"] for page in logs.get_paginator("describe_log_groups").paginate()
             for g in page.get("logGroups") or []]
 
 

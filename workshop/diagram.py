@@ -18,45 +18,30 @@ _COLOURS = {
 }
 
 
-def _refs(value: Any) -> set[str]:
-    """Logical ids an intrinsic refers to."""
-    if isinstance(value, dict):
-        found = set()
-        for fn, arg in value.items():
-            if fn == "Ref" and isinstance(arg, str):
-                found.add(arg)
-            elif fn == "Fn::GetAtt":
-                found.add(arg[0] if isinstance(arg, list) else arg.split(".")[0])
-            else:
-                found |= _refs(arg)
-        return found
-    if isinstance(value, list):
-        return set().union(*map(_refs, value)) if value else set()
-    return set()
-
-
 def wiring(template: dict) -> dict[str, Any]:
     """Functions with their routes and triggers, and the resources each one is given."""
+    from localcloud import refs_in
+
     resources = template["Resources"]
+
+    def named(*values: Any) -> set[str]:
+        """The resources the values may refer to, whichever way their Fn::Ifs go."""
+        return {ref for value in values for ref in refs_in(value) if ref in resources}
+
     functions = {lid: r["Properties"] for lid, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
     wires: dict[str, Any] = {"routes": {}, "triggers": {}, "uses": {}, "types": {}}
     for lid, props in functions.items():
-        wires["uses"][lid] = sorted(
-            r for r in _refs(props.get("Environment", {}).get("Variables", {})) | _refs(props.get("DeadLetterQueue", {}))
-            if r in resources
-        )
+        wires["uses"][lid] = sorted(named(props.get("Environment", {}).get("Variables", {}), props.get("DeadLetterQueue", {})))
         for event in props.get("Events", {}).values():
             if event["Type"] == "Api":
                 wires["routes"][lid] = f"{event['Properties']['Method']} {event['Properties']['Path']}"
             elif event["Type"] == "S3":
-                wires["triggers"][lid] = sorted(_refs(event["Properties"]["Bucket"]))
+                wires["triggers"][lid] = sorted(named(event["Properties"]["Bucket"]))
     for resource in resources.values():  # triggers declared as plain resources (SNS subscription, stream mapping)
         props = resource.get("Properties", {})
-        target = _refs(props.get("Endpoint")) | _refs(props.get("FunctionName"))
-        source = _refs(props.get("TopicArn")) | _refs(props.get("EventSourceArn"))
-        for function in target & set(functions):
-            wires["triggers"].setdefault(function, [])
-            wires["triggers"][function] = sorted(set(wires["triggers"][function]) | source)
+        source = named(props.get("TopicArn"), props.get("EventSourceArn"))
+        for function in named(props.get("Endpoint"), props.get("FunctionName")) & set(functions):
+            wires["triggers"][function] = sorted(set(wires["triggers"].get(function, [])) | source)
     wires["types"] = {lid: r["Type"] for lid, r in resources.items()}
     return wires
 

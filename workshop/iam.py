@@ -6,32 +6,29 @@ Pure functions on the template, no AWS calls::
 
     template = iam.load_template()                     # sam-app/template.yaml, short forms (!Ref...) read
     cfn = iam.expand(template, "sns")                  # the plain CloudFormation SAM makes of it
-    stack = iam.Stack(cfn, "sns")                      # resolves Ref/GetAtt/Sub... into ARNs
+    stack = iam.Stack(cfn, "sns")                      # its names and ARNs, Ref/GetAtt/Sub... resolved
     iam.granted(cfn, stack, "GetPhotoFunction")        # [(action, resource ARN), ...] its role allows
     iam.given(template, stack, "GetPhotoFunction")     # ARNs it is given (environment, triggers, DLQ)
     iam.overreach(template, "sns")                     # {function: [(action, resource)]} beyond that
     iam.allowed(iam.app_policies()["GetPhotoFunction"], "dynamodb:GetItem", stack.arn("PhotosTable"))
 
-ARNs are those of a stack named ``thumbnailr`` in account 123456789012, us-east-1; a table's name
-is ``thumbnailr-<LogicalId>`` (CloudFormation would add a random suffix). ``allowed`` is IAM's
-evaluation reduced to identity policies: an explicit Deny wins, then an Allow, else denied.
+The expansion, the intrinsics and the names are the local cloud's CloudFormation engine's: ARNs are
+those of a stack named ``thumbnailr`` in account 123456789012, us-east-1, and a table's name is
+``thumbnailr-<LogicalId>-<SUFFIX>`` as CloudFormation makes it (a stable suffix instead of a random
+one). ``allowed`` is IAM's evaluation reduced to identity policies: an explicit Deny wins, then an
+Allow, else denied.
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import fnmatch
-import logging
 import os
-import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "ACCOUNT",
-    "PSEUDO",
     "REGION",
     "STACK",
     "Stack",
@@ -48,8 +45,6 @@ __all__ = [
 ]
 
 ACCOUNT, REGION, STACK = "123456789012", "us-east-1", "thumbnailr"
-PSEUDO = {"AWS::AccountId": ACCOUNT, "AWS::Region": REGION, "AWS::StackName": STACK, "AWS::Partition": "aws",
-          "AWS::URLSuffix": "amazonaws.com"}
 TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "sam-app" / "template.yaml"
 
 
@@ -63,94 +58,34 @@ def load_template(path: str | os.PathLike[str] | None = None) -> dict:
     return yaml_parse(Path(path or TEMPLATE_PATH).read_text())
 
 
-class _NoManagedPolicies:
-    def load(self) -> dict:
-        return {}
-
-
-@contextlib.contextmanager
-def _region() -> Iterator[None]:
-    # samtranslator asks boto3 for the region to pick the partition; give it one if none is set
-    if os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION"):
-        yield
-        return
-    os.environ["AWS_DEFAULT_REGION"] = REGION
-    try:
-        yield
-    finally:
-        os.environ.pop("AWS_DEFAULT_REGION", None)
-
-
 def expand(template: dict, dispatch: str) -> dict:
-    """The plain CloudFormation SAM makes of the template (offline: CodeUri only needs to look like S3)."""
-    from samtranslator.translator.transform import transform
+    """The plain CloudFormation SAM makes of the template with ``Dispatch=dispatch`` (offline)."""
+    from localcloud import sam_transform
 
-    # its metrics are never published offline, and it says so (a warning) after each translation
-    logging.getLogger("samtranslator.metrics").setLevel(logging.ERROR)
-    template = copy.deepcopy(template)
-    template["Globals"]["Function"]["CodeUri"] = "s3://workshop/code.zip"
-    with _region():
-        return transform(template, {"Dispatch": dispatch}, _NoManagedPolicies())
+    return sam_transform(template, {"Dispatch": dispatch}, region=REGION).template
 
 
 class Stack:
-    """Resolves the intrinsics a policy uses into concrete ARNs, for a stack named `thumbnailr`."""
+    """The expanded template deployed (in thought) as the stack ``thumbnailr``: its resources' names and ARNs."""
 
-    def __init__(self, template: dict, dispatch: str):
-        self.resources = template["Resources"]
-        self.conditions = {"DispatchBySns": dispatch == "sns", "DispatchByStream": dispatch == "stream"}
+    def __init__(self, template: dict, dispatch: str) -> None:
+        from localcloud import Stack as CloudFormationStack
+
+        self.engine = CloudFormationStack.from_template(
+            template, parameters={"Dispatch": dispatch}, stack_name=STACK, region=REGION, account_id=ACCOUNT
+        ).predict()
+        self.resources = self.engine.resources  # those whose condition holds
 
     def name(self, logical_id: str) -> str:
-        props = self.resources[logical_id].get("Properties", {})
-        for key in ("BucketName", "TopicName", "QueueName"):
-            if key in props:
-                return self.resolve(props[key])
-        return f"{STACK}-{logical_id}"
+        """The resource's name (a table's, a bucket's, a topic's...)."""
+        return self.engine.physical_name(logical_id)
 
     def arn(self, logical_id: str) -> str:
-        kind, name = self.resources[logical_id]["Type"], self.name(logical_id)
-        return {
-            "AWS::DynamoDB::Table": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}",
-            "AWS::S3::Bucket": f"arn:aws:s3:::{name}",
-            "AWS::SNS::Topic": f"arn:aws:sns:{REGION}:{ACCOUNT}:{name}",
-            "AWS::SQS::Queue": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}",
-        }.get(kind, f"arn:aws:other:::{logical_id}")
+        return self.engine.resource_arn(logical_id)
 
-    def resolve(self, value: Any, local: dict | None = None) -> Any:
-        local = local or {}
-        if isinstance(value, str):
-            return value
-        if isinstance(value, list):
-            return [self.resolve(v, local) for v in value]
-        if len(value) != 1 or not next(iter(value)).startswith(("Ref", "Fn::")):
-            return value  # not an intrinsic: a policy document, resolved statement by statement later
-        (fn, arg), = value.items()
-        if fn == "Ref":
-            if arg in PSEUDO:
-                return PSEUDO[arg]
-            if arg not in self.resources:  # a parameter
-                return f"<{arg}>"
-            return self.arn(arg) if self.resources[arg]["Type"] == "AWS::SNS::Topic" else self.name(arg)
-        if fn == "Fn::GetAtt":
-            logical_id, attribute = arg
-            if attribute == "StreamArn":
-                return f"{self.arn(logical_id)}/stream/2026-01-01T00:00:00.000"
-            return self.arn(logical_id) if attribute == "Arn" else self.name(logical_id)
-        if fn == "Fn::Sub":
-            text, variables = (arg, {}) if isinstance(arg, str) else arg
-            variables = {k: self.resolve(v) for k, v in variables.items()}
-            return re.sub(r"\$\{([^}]+)\}", lambda m: str(
-                variables.get(m.group(1)) or PSEUDO.get(m.group(1)) or self.resolve({"Ref": m.group(1)})), text)
-        if fn == "Fn::If":
-            condition, when_true, when_false = arg
-            return self.resolve(when_true if self.conditions[condition] else when_false)
-        if fn == "Fn::Select":
-            index, items = arg
-            return self.resolve(items)[int(index)]
-        if fn == "Fn::Split":
-            separator, text = arg
-            return self.resolve(text).split(separator)
-        raise ValueError(f"unexpected intrinsic {fn}")
+    def resolve(self, value: Any) -> Any:
+        """``value`` with its intrinsics (Ref, Fn::GetAtt, Fn::Sub, Fn::If...) resolved in this stack."""
+        return self.engine.resolve(value)
 
 
 def functions(template: dict) -> list[str]:
@@ -169,13 +104,11 @@ def role_policies(cfn: dict, stack: Stack, function: str) -> list[dict]:
     """The policy documents of the function's role, conditions applied, every Resource resolved to ARNs."""
     documents = []
     for policy in cfn["Resources"][f"{function}Role"]["Properties"].get("Policies", []):
-        if "Fn::If" in policy:
-            policy = stack.resolve(policy)
-            if policy == {"Ref": "AWS::NoValue"} or not isinstance(policy, dict) or "PolicyDocument" not in policy:
-                continue
+        policy = stack.resolve(policy)  # None where an Fn::If gives AWS::NoValue
+        if not isinstance(policy, dict) or "PolicyDocument" not in policy:
+            continue
         statements = [
-            {**statement, "Action": _as_list(statement["Action"]),
-             "Resource": [stack.resolve(r) for r in _as_list(statement["Resource"])]}
+            {**statement, "Action": _as_list(statement["Action"]), "Resource": _as_list(statement["Resource"])}
             for statement in policy["PolicyDocument"]["Statement"]
         ]
         documents.append({"Version": "2012-10-17", "Statement": statements})
@@ -216,38 +149,22 @@ def access(pairs: Iterable[tuple[str, str]], arn: str) -> str:
 # --------------------------------------------------------------------------- what a function is given
 
 
-def _logical_ids(value: Any) -> set[str]:
-    """Logical ids an intrinsic value refers to (Ref, GetAtt, or a resource's own Sub-built name)."""
-    found = set()
-    if isinstance(value, dict):
-        for fn, arg in value.items():
-            if fn == "Ref" and isinstance(arg, str):
-                found.add(arg)
-            elif fn == "Fn::GetAtt":
-                found.add(arg[0])
-            else:
-                found |= _logical_ids(arg)
-    elif isinstance(value, list):
-        for item in value:
-            found |= _logical_ids(item)
-    return found
-
-
 def given(template: dict, stack: Stack, function: str) -> set[str]:
     """ARNs of what the function is given: its environment's resources, its triggers and its dead-letter queue."""
+    refs_in = stack.engine.refs_in  # logical ids a value refers to, in the Fn::If branches taken
     props = template["Resources"][function]["Properties"]
     variables = props.get("Environment", {}).get("Variables", {})
-    ids = _logical_ids(variables) | _logical_ids(props.get("DeadLetterQueue", {}))
+    ids = {*refs_in(variables), *refs_in(props.get("DeadLetterQueue", {}))}
     for event in props.get("Events", {}).values():
-        ids |= _logical_ids(event.get("Properties", {}).get("Bucket"))
-    for resource in template["Resources"].values():  # triggers declared as plain resources
+        ids |= set(refs_in(event.get("Properties", {}).get("Bucket")))
+    for lid, resource in template["Resources"].items():  # triggers declared as plain resources
         p = resource.get("Properties", {})
-        if {"Ref": function} in (p.get("FunctionName"),) or p.get("Endpoint") == {"Fn::GetAtt": [function, "Arn"]}:
-            ids |= _logical_ids(p.get("EventSourceArn")) | _logical_ids(p.get("TopicArn"))
+        if lid in stack.resources and function in refs_in([p.get("FunctionName"), p.get("Endpoint")]):
+            ids |= set(refs_in([p.get("EventSourceArn"), p.get("TopicArn")]))
     # names built with Fn::Sub (the photos bucket, to avoid a circular dependency) count as that resource
     resolved = {stack.resolve(v) for v in variables.values()}
     ids |= {lid for lid in stack.resources if lid in template["Resources"] and stack.name(lid) in resolved}
-    return {stack.arn(lid) for lid in ids if lid in stack.resources and lid not in PSEUDO}
+    return {stack.arn(lid) for lid in ids if lid in stack.resources}
 
 
 def overreach(template: dict, dispatch: str) -> dict[str, list[tuple[str, str]]]:

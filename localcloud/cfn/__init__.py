@@ -1,1 +1,1 @@
-"""The CloudFormation engine: the SAM transform, parameters, conditions, intrinsics, names, provisioning."""
+"""The CloudFormation engine: the SAM transform, parameters, conditions, intrinsics, names, provisioning, deletion."""

@@ -926,6 +926,13 @@ class EventSources:
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         return url, arn
 
+    def internal_queues(self) -> list[str]:
+        """The names of the SQS queues ``setup`` puts behind the stack's S3 notifications and SNS subscriptions,
+        in the order it makes them (for the stack's deletion)."""
+        buckets = dict.fromkeys(n.bucket for n in self.stack.s3_notifications())
+        return ([_internal_queue_name("s3", bucket) for bucket in buckets]
+                + [_internal_queue_name("sns", sub.logical_id) for sub in self.stack.sns_subscriptions()])
+
     def _s3_message(self, body: str, routes: Mapping[str, str]) -> None:
         message = json.loads(body)
         if message.get("Event") == "s3:TestEvent":

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import textwrap
 from pathlib import Path
 
 import pytest
 from samcli.yamlhelper import yaml_parse
 
-from localcloud.cfn.stack import Stack, TemplateError, host_code_dir
+from localcloud.cfn.intrinsics import refs_in
+from localcloud.cfn.stack import Stack, TemplateError
+from localcloud.cfn.transform import sam_transform
+from localcloud.lambda_service.code import host_code_dir
 
 pytestmark = pytest.mark.local_cloud
 
@@ -287,3 +291,36 @@ def test_the_repos_build_is_used_only_if_it_loads_here(sns: Stack) -> None:
         assert chosen in (fn.code_uri, build / fn.logical_id), why
         if chosen != fn.code_uri:  # a build for this machine: its Pillow must import here
             assert importlib.util.find_spec("PIL") is not None
+
+
+def test_a_transformed_template_gives_the_same_stack(sns: Stack) -> None:
+    # GIVEN the template transformed by hand (what workshop.artifacts and workshop.iam do)
+    translation = sam_transform(SAM, {"Dispatch": "sns"}, code_uri="s3://bucket/code.zip")
+    assert translation.template["Resources"]["PingFunction"]["Properties"]["Code"] == {
+        "S3Bucket": "bucket", "S3Key": "code.zip"}
+    # THEN a stack of it names and wires everything as the stack of the file does
+    stack = Stack.from_template(translation.template, parameters={"Dispatch": "sns"}).predict()
+    assert stack.refs == sns.refs and stack.attrs == sns.attrs
+    assert stack.routes() == sns.routes() and stack.sns_subscriptions() == sns.sns_subscriptions()
+    assert stack.physical_name("CommandsTopic") == sns.outputs()["CommandsTopicName"]
+    assert stack.physical_name("DeadLetterQueue") == sns.outputs()["DeadLetterQueueName"]
+    assert stack.resource_arn("CommandsTopic") == sns.outputs()["CommandsTopicArn"]
+    assert stack.resource_arn("PhotosTable") == f"arn:aws:dynamodb:us-east-1:123456789012:table/{sns.refs['PhotosTable']}"
+
+
+def test_refs_in_follows_the_branch_taken_or_both(sns: Stack, stream: Stack) -> None:
+    value = SAM["Resources"]["RequestThumbnailFunction"]["Properties"]["Environment"]["Variables"]
+    assert "CommandsTopic" in set(refs_in(value))  # whichever way the Fn::If goes
+    assert "CommandsTopic" in set(sns.refs_in(value)) and "CommandsTopic" not in set(stream.refs_in(value))
+    assert list(refs_in({"Fn::Sub": ["${A}-${B.Arn}-${!C}-${AWS::Region}", {"A": {"Ref": "D"}}]})) == [
+        "D", "B", "AWS::Region"]
+
+
+def test_the_transform_leaves_the_process_environment_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    before = dict(os.environ)
+    translation = sam_transform(SAM, region="cn-north-1")  # the region picks the partition
+    assert dict(os.environ) == before
+    role = translation.template["Resources"]["PingFunctionRole"]["Properties"]
+    assert role["ManagedPolicyArns"] == ["arn:aws-cn:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"]

@@ -2,36 +2,56 @@
 
 "Given" means named in its environment variables, or its own event source and dead-letter queue.
 A statement naming another function's table, bucket, topic or queue, or "*", fails the test.
-The expansion and resolution live in ``workshop.iam`` (notebook 01 uses them too).
+The expansion and resolution live in ``workshop.iam`` (notebook 01 uses them too), on top of the
+local cloud's CloudFormation engine: the ARNs are the ones the local cloud gives the same stack.
 """
 
 from __future__ import annotations
 
 import copy
+import os
+import re
 
 import pytest
 
-from workshop.iam import REGION, Stack, allowed, app_policies, expand, functions, given, load_template, overreach
+from localcloud import Stack as CloudFormationStack
+from workshop.iam import TEMPLATE_PATH, Stack, allowed, app_policies, expand, functions, given, load_template, overreach
 
 TEMPLATE = load_template()
 
 
 @pytest.mark.parametrize("dispatch", ["sns", "stream"])
-def test_no_function_reaches_beyond_its_own_resources(dispatch, monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+def test_no_function_reaches_beyond_its_own_resources(dispatch):
     assert overreach(TEMPLATE, dispatch) == {}
 
 
-def test_every_function_is_given_something_except_ping(monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+def test_names_and_arns_are_the_local_clouds(tmp_path):
+    # GIVEN the app's stack as iam names it, and as the local cloud deploys it
+    stack = Stack(expand(TEMPLATE, "sns"), "sns")
+    deployed = CloudFormationStack(TEMPLATE_PATH, parameters={"Dispatch": "sns"}, cache_dir=tmp_path).predict()
+    # THEN a table is named as CloudFormation names it, and every ARN is the one the local cloud has
+    assert re.fullmatch(r"arn:aws:dynamodb:us-east-1:123456789012:table/thumbnailr-PhotosTable-[A-Z0-9]{12}",
+                        stack.arn("PhotosTable"))
+    for lid in ("PhotosTable", "PhotosBucket", "CommandsTopic", "DeadLetterQueue"):
+        assert stack.arn(lid) == deployed.resource_arn(lid)
+
+
+def test_expanding_reads_and_writes_no_region_in_the_environment(monkeypatch):
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    before = dict(os.environ)
+    assert expand(TEMPLATE, "sns")["Resources"]["PingFunction"]["Type"] == "AWS::Lambda::Function"
+    assert dict(os.environ) == before
+
+
+def test_every_function_is_given_something_except_ping():
     stack = Stack(expand(TEMPLATE, "sns"), "sns")
     empty = [f for f in functions(TEMPLATE) if not given(TEMPLATE, stack, f)]
     assert empty == ["PingFunction"]
 
 
-def test_a_policy_on_another_functions_table_is_caught(monkeypatch):
+def test_a_policy_on_another_functions_table_is_caught():
     # GIVEN the photo-reading function also granted the quota table, which its code never uses
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     widened = copy.deepcopy(TEMPLATE)
     widened["Resources"]["GetPhotoFunction"]["Properties"]["Policies"].append(
         {"DynamoDBCrudPolicy": {"TableName": {"Ref": "QuotaTable"}}}
@@ -39,11 +59,12 @@ def test_a_policy_on_another_functions_table_is_caught(monkeypatch):
     # THEN the check names that function and that table
     found = overreach(widened, "sns")
     assert list(found) == ["GetPhotoFunction"]
-    assert all(resource.endswith("table/thumbnailr-QuotaTable") or "QuotaTable/" in resource for _, resource in found["GetPhotoFunction"])
+    quota = Stack(expand(widened, "sns"), "sns").arn("QuotaTable")
+    assert found["GetPhotoFunction"] and all(resource == quota or resource.startswith(quota + "/")
+                                             for _, resource in found["GetPhotoFunction"])
 
 
-def test_a_wildcard_resource_is_caught(monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+def test_a_wildcard_resource_is_caught():
     widened = copy.deepcopy(TEMPLATE)
     widened["Resources"]["PingFunction"]["Properties"]["Policies"] = [
         {"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}
@@ -70,8 +91,7 @@ def test_allowed_evaluates_allow_deny_and_wildcards(action, resource, expected):
     assert allowed(BUCKET_POLICY, action, resource) is expected
 
 
-def test_allowed_answers_for_the_apps_own_policies(monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+def test_allowed_answers_for_the_apps_own_policies():
     policies = app_policies("sns", TEMPLATE)
     stack = Stack(expand(TEMPLATE, "sns"), "sns")
     quota, photos, topic = stack.arn("QuotaTable"), stack.arn("PhotosTable"), stack.arn("CommandsTopic")
