@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from localcloud.endpoint.control import ControlServer
 from localcloud.endpoint.moto_process import MotoProcess
@@ -30,6 +30,13 @@ from localcloud.errors import CloudError
 from localcloud.lambda_service.logs import LogForwarder
 from localcloud.sdk import Clients, fake_aws_environment
 from localcloud.users import add_user, id_token
+
+if TYPE_CHECKING:  # the parts are imported when started: moto starts while this process imports them
+    from localcloud.apigateway.cognito import CognitoVerifier
+    from localcloud.apigateway.gateway import LocalApiGateway
+    from localcloud.cfn.stack import Stack
+    from localcloud.event_sources.sources import EventSources
+    from localcloud.lambda_service.runtime import LambdaRuntime
 
 log = logging.getLogger(__name__)
 
@@ -72,15 +79,15 @@ class LocalCloud:
         self.echo_logs = echo_logs
         self.on_request = on_request
         self.account_concurrency = account_concurrency
-        self.stack: Any = None
-        self.runtime: Any = None
-        self.gateway: Any = None
-        self.event_sources: Any = None
+        self.stack: Stack | None = None
+        self.runtime: LambdaRuntime | None = None
+        self.gateway: LocalApiGateway | None = None
+        self.event_sources: EventSources | None = None
         self.code_dirs: dict[str, tuple[Path, str]] = {}
         self.outputs: dict[str, Any] = {}
         self.started_in_s: float | None = None
         self._moto: MotoProcess | None = None
-        self._clients: Any = None
+        self._clients: Clients | None = None
         self._logs: LogForwarder | None = None
         self._control: ControlServer | None = None
         self._endpoint_url: str | None = None
@@ -109,12 +116,24 @@ class LocalCloud:
         return self
 
     def _start(self) -> None:
-        from localcloud.cfn.stack import Stack, TemplateError
-
         # moto imports in its own process while this one reads the template
         self._moto = MotoProcess(self._child_env())
+        self.stack = self._read_template()
+        self._endpoint_url = f"http://localhost:{self._moto.wait_ready()}"
+        self._clients = Clients(self._endpoint_url, self.region)
+        self._provision()
+        self._start_lambda()
+        self._start_event_sources()
+        self._start_api()
+        if self.control:
+            self._control = ControlServer(self)
+        self.outputs = self._outputs()
+
+    def _read_template(self) -> Stack:
+        from localcloud.cfn.stack import Stack, TemplateError
+
         try:
-            self.stack = Stack(
+            return Stack(
                 self.template_path,
                 parameters=self.parameters,
                 optional_parameters={"Dispatch": self.dispatch},
@@ -125,26 +144,25 @@ class LocalCloud:
             )
         except TemplateError as e:
             raise CloudError(str(e)) from None
-        moto_port = self._moto.wait_ready()
-        self._endpoint_url = f"http://localhost:{moto_port}"
 
-        from localcloud.apigateway.gateway import LocalApiGateway, Route
-        from localcloud.apigateway.cognito import CognitoVerifier
-        from localcloud.event_sources.sources import EventSources
-        from localcloud.lambda_service.runtime import LambdaRuntime
-        from localcloud.lambda_service.spec import FunctionSpec
+    def _provision(self) -> None:
         from localcloud.cfn.provision import ProvisionError, provision
-        from localcloud.lambda_service.code import host_code_dir
+        from localcloud.cfn.stack import TemplateError
 
-        self._clients = Clients(self._endpoint_url, self.region)
         try:
             provision(self.stack, self._clients)
         except (ProvisionError, TemplateError) as e:
             raise CloudError(str(e)) from None
 
+    def _start_lambda(self) -> None:
+        """The Lambda service with every function of the template, its code from source or from `sam build`."""
+        from localcloud.lambda_service.code import host_code_dir
+        from localcloud.lambda_service.runtime import LambdaRuntime
+        from localcloud.lambda_service.spec import FunctionSpec
+
         self._logs = LogForwarder(self._clients, self._stream_of_request, self.echo_logs)
         self.runtime = LambdaRuntime(
-            base_env=fake_aws_environment(self._endpoint_url, self.region),
+            base_env=fake_aws_environment(self.endpoint_url, self.region),
             log_sink=self._logs.sink,
             region=self.region,
             account_id=self.account_id,
@@ -169,33 +187,31 @@ class LocalCloud:
                 architecture=fn.architecture,
             ))
 
+    def _start_event_sources(self) -> None:
+        from localcloud.event_sources.sources import EventSources
+
         self.event_sources = EventSources(
             self.stack, self._clients, self.invoke,
-            endpoint_url=self._endpoint_url,
+            endpoint_url=self.endpoint_url,
             retry_delays=self.retry_delays,
             stream_retry_delay=self.stream_retry_delay,
         )
         self.event_sources.setup()
         self.event_sources.start()
 
+    def _start_api(self) -> None:
+        """API Gateway with the template's routes (all its REST APIs on one port) and its Cognito authorizer."""
+        from localcloud.apigateway.gateway import LocalApiGateway, Route
+
         routes = self.stack.routes()
         apis = sorted({r.api for r in routes})
         if len(apis) > 1:
             self.stack.warn(f"several REST APIs ({', '.join(apis)}): all their routes are served on one port")
-        verifier = None
-        pool = self.stack.user_pool_for_api()
-        if pool is not None and any(r.authorized for r in routes):
-            pool_id, client_ids = pool
-            if not client_ids:
-                raise CloudError(f"the API's Cognito authorizer uses pool {pool_id}, which has no app client")
-            verifier = CognitoVerifier.for_pool(
-                endpoint_url=self._endpoint_url, region=self.region, user_pool_id=pool_id, app_client_ids=client_ids
-            )
         api_lid = apis[0] if apis else None
         self.gateway = LocalApiGateway(
             routes=[Route(r.method, r.path, r.function, r.authorized) for r in routes],
             invoke=self.invoke,
-            verifier=verifier,
+            verifier=self._verifier(any(r.authorized for r in routes)),
             port=self.port,
             stage=self.stack.stage_name(api_lid) if api_lid else "Prod",
             api_id=str(self.stack.refs.get(api_lid, "local")) if api_lid else "local",
@@ -204,9 +220,20 @@ class LocalCloud:
             on_request=self.on_request,
         )
         self.gateway.start()
-        if self.control:
-            self._control = ControlServer(self)
-        self.outputs = self._outputs()
+
+    def _verifier(self, needed: bool) -> CognitoVerifier | None:
+        """The Cognito authorizer's token verifier, when some route is authorized."""
+        from localcloud.apigateway.cognito import CognitoVerifier
+
+        pool = self.stack.user_pool_for_api()
+        if pool is None or not needed:
+            return None
+        pool_id, client_ids = pool
+        if not client_ids:
+            raise CloudError(f"the API's Cognito authorizer uses pool {pool_id}, which has no app client")
+        return CognitoVerifier.for_pool(
+            endpoint_url=self.endpoint_url, region=self.region, user_pool_id=pool_id, app_client_ids=client_ids
+        )
 
     def stop(self) -> None:
         """Stop everything that was started (idempotent)."""

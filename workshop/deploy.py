@@ -5,7 +5,7 @@ What ``sam package``/``sam deploy``/CodeDeploy/``sam delete`` do, for the deploy
     from workshop import deploy
 
     deploy.sam(cloud, "package", "--s3-bucket", "artifacts", ...)   # SAM CLI aimed at the local cloud
-    deployed = deploy.deploy_packaged("packaged.yaml", cloud.client("s3"), workdir)  # a LocalCloud
+    deployed, _ = deploy.deploy_packaged("packaged.yaml", cloud.client("s3"), workdir)  # a LocalCloud
     print(deploy.outputs_table(deployed.outputs, ["ApiUrl"]))      # as `sam deploy` prints them
 
     v1 = deploy.publish_version(cloud, "GetPhotoFunction")            # "GetPhotoFunction:1"
@@ -45,9 +45,12 @@ import threading
 import time
 import zipfile
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
-from workshop import config
+from workshop import config, lab
+
+if TYPE_CHECKING:
+    from localcloud import LocalCloud
 
 __all__ = [
     "Alias", "Call", "CompressedClock", "Deployment", "ErrorAlarm", "ManualClock",
@@ -59,14 +62,9 @@ __all__ = [
 # --------------------------------------------------------------------------- SAM CLI and packages
 
 
-def sam(cloud: Any, *args: str, cwd: str | os.PathLike[str] | None = None) -> subprocess.CompletedProcess:
+def sam(cloud: LocalCloud, *args: str, cwd: str | os.PathLike[str] | None = None) -> subprocess.CompletedProcess:
     """Run SAM CLI with the local cloud's endpoint and fake credentials (``sam package`` uploads to its S3)."""
-    bin_dir = str(Path(sys.executable).parent)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(cloud.environment())
-    env.update({"PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), "SAM_CLI_TELEMETRY": "0"})
-    return subprocess.run([str(Path(bin_dir) / "sam"), *args], cwd=cwd or config.repo_root() / "sam-app",
-                          env=env, capture_output=True, text=True)
+    return lab.sam(*args, cwd=Path(cwd) if cwd else None, aws_env=cloud.environment())
 
 
 _S3_CODE = re.compile(r"^(\s*CodeUri:\s*)(s3://([^/\s]+)/(\S+))\s*$", re.MULTILINE)
@@ -102,13 +100,13 @@ def _drop_foreign_native_code(folder: Path) -> list[str]:
 
 
 def deploy_packaged(packaged_template: str | os.PathLike[str], s3: Any, workdir: str | os.PathLike[str],
-                    **cloud_options: Any) -> Any:
-    """Deploy a packaged template (``CodeUri: s3://...``) as a new, started ``LocalCloud``.
+                    **cloud_options: Any) -> tuple[LocalCloud, dict[str, list[str]]]:
+    """Deploy a packaged template (``CodeUri: s3://...``) as a new, started ``LocalCloud``: (the cloud, what was set aside).
 
     What CloudFormation does with a packaged template: fetch each code zip from S3 (here through
     ``s3``), unpack it (``workdir/sam-app/code/<key>``), and make the stack from the template with
     each ``CodeUri`` pointing at the unpacked code. Native packages built for another CPU are
-    removed (noted in ``cloud.dropped_native``), so the local runtime uses its own copy.
+    removed ({artifact URI: the packages removed}), so the local runtime uses its own copy.
     """
     from localcloud import LocalCloud
 
@@ -131,8 +129,7 @@ def deploy_packaged(packaged_template: str | os.PathLike[str], s3: Any, workdir:
     (app / "template.yaml").write_text(_S3_CODE.sub(lambda m: m.group(1) + local[m.group(2)], text))
     options = {"port": 0, "control": False, **cloud_options}
     cloud = LocalCloud(**{**config.local_cloud_options(Path(workdir)), **options})
-    cloud.dropped_native = dropped
-    return cloud.start()
+    return cloud.start(), dropped
 
 
 def outputs_table(outputs: Mapping[str, Any], keys: Iterable[str] | None = None,
@@ -146,7 +143,7 @@ def outputs_table(outputs: Mapping[str, Any], keys: Iterable[str] | None = None,
     return "\n".join(lines)
 
 
-def logs_cli(cloud: Any, *args: str, state_dir: str | os.PathLike[str] | None = None) -> subprocess.CompletedProcess:
+def logs_cli(cloud: LocalCloud, *args: str, state_dir: str | os.PathLike[str] | None = None) -> subprocess.CompletedProcess:
     """Run ``python -m workshop logs ...`` against ``cloud`` (started in this process, not by ``up``):
     its outputs are written as the state file that the command reads."""
     state_dir = Path(state_dir or tempfile.mkdtemp(prefix="workshop-state-"))
@@ -160,7 +157,7 @@ def logs_cli(cloud: Any, *args: str, state_dir: str | os.PathLike[str] | None = 
 # --------------------------------------------------------------------------- versions and aliases
 
 
-def publish_version(cloud: Any, function: str, code_dir: str | os.PathLike[str] | None = None,
+def publish_version(cloud: LocalCloud, function: str, code_dir: str | os.PathLike[str] | None = None,
                     **changes: Any) -> str:
     """Register a new version of ``function`` (its current configuration, with ``code_dir`` and any
     other ``FunctionSpec`` field changed) as ``function:N``, N one more than the last; returns the name."""
@@ -335,7 +332,7 @@ class Deployment:
     ``seed`` makes the routing repeatable.
     """
 
-    def __init__(self, cloud: Any, alias: Alias, new_version: str, preference: str = "Canary10Percent5Minutes",
+    def __init__(self, cloud: LocalCloud, alias: Alias, new_version: str, preference: str = "Canary10Percent5Minutes",
                  alarms: Sequence[ErrorAlarm] = (), clock: Callable[[], float] | None = None,
                  seed: int | None = None) -> None:
         if len(alias.weights) != 1:
@@ -405,7 +402,7 @@ class Deployment:
 # --------------------------------------------------------------------------- clean-up
 
 
-def delete_stack(cloud: Any) -> list[tuple[str, str, str]]:
+def delete_stack(cloud: LocalCloud) -> list[tuple[str, str, str]]:
     """Delete, in reverse dependency order, every resource the template made in the local cloud (buckets
     emptied first), then the functions' log groups (versions' included): ``cloud.delete_stack()``, what
     ``sam delete`` does. Returns (type, name, what was done)."""
@@ -417,7 +414,7 @@ def _log_groups(logs: Any) -> list[str]:
             for g in page.get("logGroups") or []]
 
 
-def leftovers(cloud: Any) -> dict[str, list[str]]:
+def leftovers(cloud: LocalCloud) -> dict[str, list[str]]:
     """What is still in the local account, by kind (only kinds with something left): buckets, tables,
     topics, queues, user pools, log groups, alarms."""
     found = {

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import requests
 
@@ -158,10 +158,16 @@ def show(images: dict[str, bytes] | Iterable[tuple[str, bytes]], size: float = 3
     plt.show()
 
 
-def sam(*args: str, cwd: Path | None = None, check: bool = False) -> subprocess.CompletedProcess[str]:
-    """Run SAM CLI (the one installed beside this Python) in sam-app/, offline and without telemetry."""
+def sam(*args: str, cwd: Path | None = None, check: bool = False,
+        aws_env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run SAM CLI (the one installed beside this Python) in sam-app/, without telemetry.
+
+    ``aws_env`` (e.g. ``cloud.environment()``) replaces every ``AWS_*`` variable of this process.
+    """
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), "SAM_CLI_TELEMETRY": "0"}
+    if aws_env is not None:
+        env = {**{k: v for k, v in env.items() if not k.startswith("AWS_")}, **aws_env}
     env.setdefault("AWS_DEFAULT_REGION", config.region())
     return subprocess.run([str(Path(bin_dir) / "sam"), *args], cwd=cwd or config.repo_root() / "sam-app",
                           env=env, capture_output=True, text=True, check=check)

@@ -120,7 +120,7 @@ def test_deploy_packaged_versions_rollback_and_clean_up(tmp_path: Path, no_real_
         packaged = tmp_path / "packaged.yaml"
         text = (REPO / "sam-app" / "template.yaml").read_text()
         packaged.write_text(text.replace("    CodeUri: src/", "    CodeUri: s3://artifacts/abc123"))
-        cloud = deploy.deploy_packaged(packaged, s3, tmp_path / "deployed")
+        cloud, _ = deploy.deploy_packaged(packaged, s3, tmp_path / "deployed")
     try:
         assert cloud.invoke("PingFunction", {}).json()["statusCode"] == 200
         assert str(cloud.code_dirs["PingFunction"][0]).startswith(str(tmp_path / "deployed"))
