@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from localcloud.event_sources.sources import matches_filter, s3_lambda_record, sns_lambda_event
+from localcloud.event_sources.filters import matches_filter
+from localcloud.event_sources.shapes import s3_lambda_record, sns_lambda_event
 from localcloud.lambda_service.spec import FunctionSpec
 from localcloud.cfn.stack import AsyncConfig, S3NotificationModel, SnsSubscriptionModel, StreamMappingModel
 

@@ -274,7 +274,7 @@ def test_a_duplicated_create_command_does_the_work_once(cloud: Any, proxy: Any, 
 
 
 def _stream_records(cloud: Any) -> list[dict]:
-    from localcloud.event_sources.sources import dynamodb_stream_record
+    from localcloud.event_sources.shapes import dynamodb_stream_record
 
     table = cloud.outputs["ThumbnailsTableName"]
     arn = cloud.client("dynamodb").describe_table(TableName=table)["Table"]["LatestStreamArn"]
