@@ -41,5 +41,5 @@ def id_token(idp: Any, client_id: str, name: str, password: str, secret: str | N
         raise CloudError(f"sign-in refused for {name}: wrong user name or password") from None
     if "AuthenticationResult" not in answer:
         raise CloudError(f"sign-in for {name} needs a challenge ({answer.get('ChallengeName')}); "
-                         "use `python -m workshop user add` to make a confirmed user")
+                         "add_user makes a confirmed user with a permanent password")
     return answer["AuthenticationResult"]["IdToken"]

@@ -1,6 +1,6 @@
 """The control endpoint of a running local cloud: invoke a function, or debug its next invocation, over HTTP.
 
-``workshop invoke`` and ``workshop debug`` talk to it from another process:
+Command-line tools talk to it from another process:
 
 * ``GET /`` or ``GET /state``: the local cloud's outputs, as JSON;
 * ``POST /invoke/<Function>`` (body: the event) -> the invocation, as JSON; ``?debug_port=N``: that

@@ -19,7 +19,7 @@ def host_code_dir(source: Path, build: Path | None) -> tuple[Path, str]:
     ``sam build``'s ``build.toml`` names this machine's architecture (when it names one) and its
     native extensions are ELF files for this machine, at least one of them (a build without
     any, with no ``build.toml`` to say what it is for, proves nothing). Otherwise the source
-    folder (``CodeUri``), which runs with the packages installed next to the workshop.
+    folder (``CodeUri``), which runs with the packages installed beside the local cloud.
     ``sam build`` makes arm64 builds (the template says ``Architectures: [arm64]``): their Pillow
     cannot load on an x86_64 laptop.
     """
