@@ -85,6 +85,18 @@ def _stop_all_at_exit() -> None:  # a forgotten stop() must not leave processes 
             pass
 
 
+def _retire_locked(fn: _FunctionState, reason: str) -> list[Environment]:
+    """Take ``fn``'s idle environments out (returned, to be killed outside the lock); busy ones retire after their call."""
+    idle = []
+    for env in list(fn.envs):
+        if env.busy:
+            env.retire_reason = reason
+        else:
+            fn.envs.remove(env)
+            idle.append(env)
+    return idle
+
+
 class LambdaRuntime:
     """The local Lambda service: registered functions, their environments, ``invoke``."""
 
@@ -154,12 +166,7 @@ class LambdaRuntime:
                 self._functions[spec.name] = _FunctionState(spec)
             else:
                 old.spec = spec
-                for env in list(old.envs):
-                    if env.busy:
-                        env.retire_reason = "replaced"
-                    else:
-                        old.envs.remove(env)
-                        stale.append(env)
+                stale = _retire_locked(old, "replaced")
         for env in stale:
             env.kill("replaced")
 
@@ -348,17 +355,11 @@ class LambdaRuntime:
 
     def reset(self, name: str | None = None) -> None:
         """Stop the idle environments (of one function, or all): the next invokes are cold."""
-        stale = []
+        stale: list[Environment] = []
         with self._lock:
             for fname, fn in self._functions.items():
-                if name is not None and fname != name:
-                    continue
-                for env in list(fn.envs):
-                    if env.busy:
-                        env.retire_reason = "reset"
-                    else:
-                        fn.envs.remove(env)
-                        stale.append(env)
+                if name is None or fname == name:
+                    stale += _retire_locked(fn, "reset")
         for env in stale:
             env.kill("reset")
 
