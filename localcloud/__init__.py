@@ -29,6 +29,7 @@ _PUBLIC = {
     "Stack": "localcloud.cfn.stack",
     "TemplateError": "localcloud.cfn.errors",
     "sam_transform": "localcloud.cfn.transform",
+    "read_template": "localcloud.cfn.transform",
     "refs_in": "localcloud.cfn.intrinsics",
     "host_code_dir": "localcloud.lambda_service.code",
     "LocalAlb": "localcloud.fronts.alb",

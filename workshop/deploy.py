@@ -236,9 +236,9 @@ def weight_at(schedule: Sequence[tuple[float, float]], minute: float) -> float:
 
 def deployment_preference(template_path: str | os.PathLike[str], function: str) -> dict[str, Any]:
     """A function's ``AutoPublishAlias`` and ``DeploymentPreference`` (``Type``, ``Alarms``...) in a SAM template."""
-    from samcli.yamlhelper import yaml_parse
+    from localcloud import read_template
 
-    resource = yaml_parse(Path(template_path).read_text())["Resources"][function]
+    resource = read_template(template_path)["Resources"][function]
     props = resource.get("Properties") or {}
     preference = dict(props.get("DeploymentPreference") or {})
     preference["AutoPublishAlias"] = props.get("AutoPublishAlias")

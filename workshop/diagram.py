@@ -49,10 +49,10 @@ def wiring(template: dict) -> dict[str, Any]:
 def draw(template_path: Path | None = None, ax=None):
     """Draw the architecture with matplotlib, on ``ax`` or (by default) on a new figure, shown at once."""
     import matplotlib.pyplot as plt
-    from samcli.yamlhelper import yaml_parse
 
-    path = template_path or config.template_path()
-    wires = wiring(yaml_parse(Path(path).read_text()))
+    from localcloud import read_template
+
+    wires = wiring(read_template(template_path or config.template_path()))
     functions = sorted(wires["uses"], key=lambda f: (f not in wires["routes"], f))
     stores = sorted({r for used in wires["uses"].values() for r in used} | {r for t in wires["triggers"].values() for r in t},
                     key=lambda r: (wires["types"][r], r))

@@ -53,9 +53,9 @@ TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "sam-app" / "template.yaml
 
 def load_template(path: str | os.PathLike[str] | None = None) -> dict:
     """The SAM template as a dict (``!Ref`` and the other short forms become ``{"Ref": ...}``)."""
-    from samcli.yamlhelper import yaml_parse
+    from localcloud import read_template
 
-    return yaml_parse(Path(path or TEMPLATE_PATH).read_text())
+    return read_template(path or TEMPLATE_PATH)
 
 
 def expand(template: dict, dispatch: str) -> dict:

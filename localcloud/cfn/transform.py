@@ -23,7 +23,7 @@ from typing import Any
 
 from localcloud.cfn.errors import TemplateError
 
-__all__ = ["CODE_BUCKET", "Translation", "parse", "sam_transform", "translate_file"]
+__all__ = ["CODE_BUCKET", "Translation", "parse", "read_template", "sam_transform", "translate_file"]
 
 #: Bump when the translation or what is cached with it changes.
 _CACHE_VERSION = "1"
@@ -37,6 +37,11 @@ class Translation:
 
     template: dict[str, Any]
     code_uris: dict[str, Path | None]  # function logical id -> its local code folder (None: not local)
+
+
+def read_template(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The template file at ``path`` as a dict (``parse`` of its text)."""
+    return parse(Path(path).read_text())
 
 
 def parse(text: str) -> dict[str, Any]:
