@@ -39,9 +39,12 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workshop import config
+
+if TYPE_CHECKING:
+    from localcloud import LocalCloud
 
 __all__ = ["main"]
 
@@ -232,7 +235,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _print_up(cloud: Any, state_path: Path) -> None:
+def _print_up(cloud: LocalCloud, state_path: Path) -> None:
     out = cloud.outputs
     lines = [
         f"The local cloud is up in {cloud.started_in_s:.1f} s: stack {cloud.stack_name}, "
