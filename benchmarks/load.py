@@ -46,7 +46,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 def run(users: int = 5, total: int = 200, quota: int = 30, verbose: bool = True) -> dict[str, Any]:
     from thumbnailr.adapters.dynamodb import from_item
-    from localcloud.cloud import LocalCloud
+    from localcloud import LocalCloud
 
     say = print if verbose else (lambda *a, **k: None)
     per_user = total // users

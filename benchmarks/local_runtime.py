@@ -91,7 +91,7 @@ def init_durations_ms(cloud, function: str, event: dict, runs: int) -> list[floa
 
 
 def measure(requests: int, cold_starts: int) -> dict:
-    from localcloud.cloud import LocalCloud
+    from localcloud import LocalCloud
 
     _progress("starting the local cloud")
     began = time.perf_counter()
