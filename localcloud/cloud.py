@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # the parts are imported when started: moto starts while this
     from localcloud.cfn.stack import Stack
     from localcloud.event_sources.sources import EventSources
     from localcloud.lambda_service.runtime import LambdaRuntime
+    from localcloud.lambda_service.spec import InvocationResult
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ class LocalCloud:
         from localcloud.lambda_service.runtime import LambdaRuntime
         from localcloud.lambda_service.spec import FunctionSpec
 
-        self._logs = LogForwarder(self._clients, self._stream_of_request, self.echo_logs)
+        self._logs = LogForwarder(self._clients, self.echo_logs)
         self.runtime = LambdaRuntime(
             base_env=fake_aws_environment(self.endpoint_url, self.region),
             log_sink=self._logs.sink,
@@ -296,7 +297,7 @@ class LocalCloud:
         """The variables that aim an AWS SDK or CLI at this local cloud (fake credentials)."""
         return fake_aws_environment(self.endpoint_url, self.region)
 
-    def invoke(self, function: str, event: Any, *, debug_port: int | None = None) -> Any:
+    def invoke(self, function: str, event: Any, *, debug_port: int | None = None) -> InvocationResult:
         """Invoke ``function`` synchronously (``RequestResponse``): the runtime's ``InvocationResult``.
 
         With ``debug_port``, in a fresh environment that waits for a debugger on 127.0.0.1:``debug_port``
@@ -304,13 +305,7 @@ class LocalCloud:
         """
         if self.runtime is None:
             raise CloudError("the local cloud is not started")
-        if debug_port is not None:
-            result = self.runtime.invoke(function, event, debug_port=debug_port)
-        else:
-            result = self.runtime.invoke(function, event)
-        if self._logs is not None:
-            self._logs.note(result.request_id, getattr(result, "log_stream", ""))
-        return result
+        return self.runtime.invoke(function, event, debug_port=debug_port)
 
     def debug(self, function: str, port: int | None = 5678) -> None:
         """The function's next invocation (through the API, an event source...) waits for a debugger.
@@ -367,14 +362,6 @@ class LocalCloud:
         env.update(fake_aws_environment("http://localhost:0", self.region))
         env.pop("AWS_ENDPOINT_URL", None)
         return env
-
-    def _stream_of_request(self, request_id: str) -> str | None:
-        if self.runtime is None:
-            return None
-        for record in reversed(self.runtime.records()):
-            if any(inv[0] == request_id for inv in record.invocations):
-                return record.log_stream
-        return None
 
     def _outputs(self) -> dict[str, Any]:
         outputs = self.stack.outputs()

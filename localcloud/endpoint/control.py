@@ -89,7 +89,7 @@ class ControlServer:
             "log_lines": result.log_lines,
             "report": result.report.line(),
             "cold_start": result.cold_start,
-            "log_stream": getattr(result, "log_stream", ""),
+            "log_stream": result.log_stream,
         }
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -18,26 +17,16 @@ __all__ = ["LogForwarder"]
 class LogForwarder:
     """Sends each invocation's log lines to CloudWatch Logs in moto, off the invoking thread."""
 
-    def __init__(self, clients: Callable[[str], Any], streams_of: Callable[[str], str | None],
-                 echo: Callable[[str, list[str]], None] | None = None) -> None:
+    def __init__(self, clients: Callable[[str], Any], echo: Callable[[str, list[str]], None] | None = None) -> None:
         self.clients = clients
-        self.streams_of = streams_of
         self.echo = echo
         self.queue: queue.Queue = queue.Queue()
         self.known: set[tuple[str, str]] = set()
-        self.stream_by_request: dict[str, str] = {}
         self.thread = threading.Thread(target=self._run, name="log-forwarder", daemon=True)
         self.thread.start()
 
-    def note(self, request_id: str, stream: str) -> None:
-        if stream:
-            self.stream_by_request[request_id] = stream
-
-    def sink(self, function: str, lines: list[str], *rest: Any) -> None:
-        """The runtime's ``log_sink(name, lines)``; a third argument, the log stream or the
-        ``InvocationResult``, is used if the runtime passes one (it does not say the stream yet)."""
-        extra = rest[0] if rest else None
-        stream = extra if isinstance(extra, str) else getattr(extra, "log_stream", None) or None
+    def sink(self, function: str, lines: list[str], stream: str) -> None:
+        """The runtime's ``log_sink``: one invocation's lines, and its environment's log stream."""
         if self.echo is not None:
             try:
                 self.echo(function, lines)
@@ -53,13 +42,6 @@ class LogForwarder:
     def stop(self) -> None:
         self.queue.put(None)
         self.thread.join(5)
-
-    def _request_id(self, lines: list[str]) -> str | None:
-        for line in lines:
-            match = re.match(r"(?:START|END|REPORT) RequestId: ([0-9a-f-]{36})", line)
-            if match:
-                return match.group(1)
-        return None
 
     def _run(self) -> None:
         while True:
@@ -83,23 +65,8 @@ class LogForwarder:
 
     def _send(self, items: list[tuple]) -> None:
         logs = self.clients("logs")
-        resolved = []
-        missing = False
-        for function, lines, timestamp, stream in items:
-            request_id = self._request_id(lines)
-            if stream is None and request_id:
-                stream = self.stream_by_request.pop(request_id, None)
-                missing = missing or stream is None
-            resolved.append([function, lines, timestamp, stream, request_id])
-        if missing:
-            time.sleep(0.02)  # the invoker notes the stream right after the sink is called
-            for item in resolved:
-                if item[3] is None and item[4]:
-                    item[3] = self.stream_by_request.pop(item[4], None) or self.streams_of(item[4])
-        if len(self.stream_by_request) > 10000:  # notes nobody will collect (no START line)
-            self.stream_by_request.clear()
         by_stream: dict[tuple[str, str], list[dict]] = {}
-        for function, lines, timestamp, stream, _ in resolved:
+        for function, lines, timestamp, stream in items:
             key = (f"/aws/lambda/{function}", stream or time.strftime("%Y/%m/%d/[$LATEST]unknown"))
             by_stream.setdefault(key, []).extend({"timestamp": timestamp, "message": line} for line in lines if line)
         for (group, stream), events in by_stream.items():

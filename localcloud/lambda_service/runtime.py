@@ -106,7 +106,7 @@ class LambdaRuntime:
         account_concurrency: int = 10,
         base_env: dict[str, str] | None = None,
         python: str = sys.executable,
-        log_sink: Callable[[str, list[str]], None] | None = None,
+        log_sink: Callable[[str, list[str], str], None] | None = None,
         region: str = "us-east-1",
         account_id: str = DEFAULT_ACCOUNT_ID,
     ) -> None:
@@ -231,7 +231,7 @@ class LambdaRuntime:
             self._release(env)
         if self.log_sink is not None:
             try:
-                self.log_sink(name, list(result.log_lines))
+                self.log_sink(name, list(result.log_lines), result.log_stream)
             except Exception:  # noqa: BLE001 - the sink's failure is not the function's
                 log.exception("log_sink failed for %s", name)
         return result

@@ -437,7 +437,7 @@ def test_unknown_function(runtime):
 
 def test_function_output_is_logged_between_start_and_end(make_runtime):
     sunk: list[tuple[str, list[str]]] = []
-    runtime = make_runtime(log_sink=lambda name, lines: sunk.append((name, lines)))
+    runtime = make_runtime(log_sink=lambda name, lines, stream: sunk.append((name, lines)))
     runtime.register(spec("Printer", "toy.print_lines"))
     r = runtime.invoke("Printer", {"n": 3})
     assert inside(r) == ["line 0", "line 1", "line 2", "to stderr", "no newline at the end"]
