@@ -11,7 +11,7 @@ import os
 import threading
 from typing import Any
 
-__all__ = ["FAKE_CREDENTIALS", "Clients", "fake_aws_environment"]
+__all__ = ["FAKE_CREDENTIALS", "Clients", "fake_aws_environment", "fake_session"]
 
 #: What every local client and process signs with: moto accepts anything, AWS accepts none of it.
 FAKE_CREDENTIALS = {
@@ -36,21 +36,27 @@ def fake_aws_environment(endpoint_url: str, region_name: str) -> dict[str, str]:
     }
 
 
+def fake_session(region: str) -> Any:
+    """A boto3 session in ``region`` that signs with the fake credentials and reads no profile."""
+    import boto3
+
+    return boto3.session.Session(
+        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
+        region_name=region,
+    )
+
+
 class Clients:
     """boto3 clients aimed at the local cloud, with fake credentials; one per service, shared."""
 
     def __init__(self, endpoint_url: str, region: str) -> None:
-        import boto3
         from botocore.config import Config
 
         self.endpoint_url = endpoint_url
         self.region = region
-        self._session = boto3.session.Session(
-            aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            aws_session_token=FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
-            region_name=region,
-        )
+        self._session = fake_session(region)
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30,

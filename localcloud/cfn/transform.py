@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from localcloud.cfn.errors import TemplateError
+from localcloud.sdk import fake_session
 
 __all__ = ["CODE_BUCKET", "Translation", "parse", "read_template", "sam_transform", "translate_file"]
 
@@ -155,16 +156,13 @@ class _NoManagedPolicies:
 
 
 def _translate(sam: dict[str, Any], parameters: dict[str, str], region: str) -> dict[str, Any]:
-    import boto3
     from samtranslator.model.exceptions import InvalidDocumentException
     from samtranslator.parser.parser import Parser
     from samtranslator.translator.translator import Translator
     from samtranslator.utils.py27hash_fix import to_py27_compatible_template, undo_mark_unicode_str_in_template
 
     # the translator asks this session for the region (to pick the partition); it makes no call
-    session = boto3.session.Session(
-        region_name=region, aws_access_key_id="testing", aws_secret_access_key="testing", aws_session_token="testing"
-    )
+    session = fake_session(region)
     to_py27_compatible_template(sam, parameters)
     # its metrics are never published offline, and it says so at every translation
     logging.getLogger("samtranslator.metrics").setLevel(logging.ERROR)
