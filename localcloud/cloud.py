@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from localcloud.endpoint.control import ControlServer
 from localcloud.endpoint.moto_process import MotoProcess
+from localcloud.endpoint.router import Endpoint
 from localcloud.errors import CloudError
 from localcloud.lambda_service.logs import LogForwarder
 from localcloud.sdk import Clients, fake_aws_environment
@@ -88,6 +89,7 @@ class LocalCloud:
         self.outputs: dict[str, Any] = {}
         self.started_in_s: float | None = None
         self._moto: MotoProcess | None = None
+        self._endpoint: Endpoint | None = None
         self._clients: Clients | None = None
         self._logs: LogForwarder | None = None
         self._control: ControlServer | None = None
@@ -120,7 +122,8 @@ class LocalCloud:
         # moto imports in its own process while this one reads the template
         self._moto = MotoProcess(self._child_env())
         self.stack = self._read_template()
-        self._endpoint_url = f"http://localhost:{self._moto.wait_ready()}"
+        self._endpoint = Endpoint(f"http://127.0.0.1:{self._moto.wait_ready()}").start()
+        self._endpoint_url = self._endpoint.url
         self._clients = Clients(self._endpoint_url, self.region)
         self._provision()
         self._start_lambda()
@@ -239,9 +242,10 @@ class LocalCloud:
     def stop(self) -> None:
         """Stop everything that was started (idempotent)."""
         with self._lock:
-            control, gateway, sources, logs, runtime, moto = (
-                self._control, self.gateway, self.event_sources, self._logs, self.runtime, self._moto)
-            self._control = self._logs = self._moto = None
+            control, gateway, sources, logs, runtime, endpoint, moto = (
+                self._control, self.gateway, self.event_sources, self._logs, self.runtime, self._endpoint,
+                self._moto)
+            self._control = self._logs = self._moto = self._endpoint = None
             self.gateway = self.event_sources = None
         for step in (
             control.stop if control else None,
@@ -250,6 +254,7 @@ class LocalCloud:
             (lambda: logs.flush(2.0)) if logs else None,
             runtime.stop if runtime else None,
             logs.stop if logs else None,
+            endpoint.stop if endpoint else None,
             moto.stop if moto else None,
         ):
             if step is None:
@@ -274,7 +279,7 @@ class LocalCloud:
 
     @property
     def endpoint_url(self) -> str:
-        """moto's URL, ``http://localhost:PORT``: what ``AWS_ENDPOINT_URL`` is for everything local."""
+        """The local cloud's AWS endpoint, ``http://127.0.0.1:PORT``: ``AWS_ENDPOINT_URL`` for every service."""
         if self._endpoint_url is None:
             raise CloudError("the local cloud is not started")
         return self._endpoint_url
@@ -359,7 +364,7 @@ class LocalCloud:
 
     def _child_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        env.update(fake_aws_environment("http://localhost:0", self.region))
+        env.update(fake_aws_environment("http://127.0.0.1:0", self.region))
         env.pop("AWS_ENDPOINT_URL", None)
         return env
 

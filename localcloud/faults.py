@@ -31,8 +31,6 @@ Everything else is forwarded untouched. Every request is counted in ``proxy.seen
 
 from __future__ import annotations
 
-import http.client
-import re
 import socket
 import threading
 import time
@@ -41,14 +39,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from localcloud.endpoint.forward import MAX_REQUEST_BYTES, Forwarder, service_of
 from localcloud.http import HttpServer, Request
 
 __all__ = ["FaultProxy", "Rule"]
-
-_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([a-z0-9-]+)/aws4_request")
-_HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
-#: the largest body forwarded (S3's largest single PUT): in effect, any
-MAX_REQUEST_BYTES = 5 * 1024**3
 
 
 @dataclass
@@ -76,13 +70,7 @@ class Rule:
 
 def identify(method: str, path: str, headers: Any, body: bytes) -> tuple[str, str]:
     """(service, operation) of an AWS request, as well as it can be told from the outside."""
-    scope = _SCOPE.search(headers.get("Authorization", "") or "")
-    service = scope.group(1) if scope else ""
-    if not service:  # presigned URLs carry the scope in the query string
-        query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
-        credential = (query.get("X-Amz-Credential") or [""])[0]
-        parts = credential.split("/")
-        service = parts[3] if len(parts) >= 5 else ""
+    service = service_of(headers, path)
     target = headers.get("X-Amz-Target")
     if target:
         return service, target.rsplit(".", 1)[-1]
@@ -135,9 +123,7 @@ class FaultProxy:
     """An HTTP proxy on 127.0.0.1 that forwards to ``target`` (moto) and breaks the calls it is told to."""
 
     def __init__(self, target: str, host: str = "127.0.0.1", port: int = 0) -> None:
-        split = urllib.parse.urlsplit(target)
-        self.target_host = split.hostname or "127.0.0.1"
-        self.target_port = split.port or 80
+        self._forward = Forwarder(target)
         self.rules: list[Rule] = []
         self.seen: Counter = Counter()  # (service, operation) -> requests
         self.injected: Counter = Counter()  # (service, operation, kind) -> faults
@@ -196,6 +182,7 @@ class FaultProxy:
 
     def stop(self) -> None:
         self._http.stop()
+        self._forward.close()
 
     def __enter__(self) -> FaultProxy:
         return self.start()
@@ -224,24 +211,3 @@ class FaultProxy:
         if rule is not None and rule.kind == "delay":
             time.sleep(rule.seconds)
         self._forward(request, body)
-
-    def _forward(self, request: Request, body: bytes) -> None:
-        upstream = http.client.HTTPConnection(self.target_host, self.target_port, timeout=60)
-        try:
-            upstream.putrequest(request.command, request.path, skip_host=True, skip_accept_encoding=True)
-            for name, value in request.headers.items():
-                if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":
-                    upstream.putheader(name, value)
-            if body or "Content-Length" in request.headers or "Transfer-Encoding" in request.headers:
-                # the body was read whole (a chunked one decoded): it goes on with its length
-                upstream.putheader("Content-Length", str(len(body)))
-            upstream.endheaders(body or None)
-            answer = upstream.getresponse()
-            data = answer.read()
-        finally:
-            upstream.close()
-        head = request.command == "HEAD"  # the upstream's Content-Length describes a body not sent
-        request.respond(answer.status, [(name, value) for name, value in answer.getheaders()
-                                        if name.lower() not in _HOP_BY_HOP
-                                        and (head or name.lower() != "content-length")],
-                        data, answer.reason)

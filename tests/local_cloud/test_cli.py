@@ -127,7 +127,7 @@ def test_a_real_up_token_invoke_logs_down(state_file: Path, tmp_path: Path,
         assert state["Pid"] == up.pid
         for key in ("ApiUrl", "UserPoolId", "UserPoolClientId", "AwsEndpointUrl", "Region", "Dispatch", "ControlUrl"):
             assert state.get(key), key
-        assert state["Dispatch"] == "sns" and state["AwsEndpointUrl"].startswith("http://localhost:")
+        assert state["Dispatch"] == "sns" and state["AwsEndpointUrl"].startswith("http://127.0.0.1:")
         capsys.readouterr()
 
         assert _run(capsys, "user", "add", "ada", "--password", "Passw0rd!")[0] == 0

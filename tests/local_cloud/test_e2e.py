@@ -38,7 +38,7 @@ def _upload_photo(cloud: Any, auth: dict[str, str], seed: int = 1) -> str:
     assert answer.status_code == 201, answer.text
     body = answer.json()
     upload = body["upload"]
-    assert upload["url"].startswith(cloud.endpoint_url)  # http://localhost:<moto port>: usable from here
+    assert upload["url"].startswith(cloud.endpoint_url)  # http://127.0.0.1:<endpoint port>: usable from here
     photo = encode(realistic_photo(1200, 800, seed=seed), "JPEG", quality=88)
     stored = requests.post(upload["url"], data=upload["fields"],
                            files={"file": ("photo.jpg", photo, "image/jpeg")}, timeout=30)
