@@ -34,6 +34,7 @@ import base64
 import json
 import os
 import re
+import shlex
 import signal
 import sys
 import threading
@@ -242,7 +243,7 @@ def _print_up(cloud: LocalCloud, state_path: Path) -> None:
         f"dispatch {out.get('Dispatch')}, region {cloud.region}.",
         "",
         f"  API             {cloud.api_url}  (stage URL: {out.get('ApiUrl', cloud.api_url)})",
-        f"  AWS endpoint    {cloud.endpoint_url}  (moto; credentials: testing/testing)",
+        f"  AWS endpoint    {cloud.endpoint_url}  (every service: Lambda, CloudFormation, S3, DynamoDB, ...)",
         f"  Control         {cloud.control_url}",
         "",
         "  Routes:",
@@ -263,8 +264,13 @@ def _print_up(cloud: LocalCloud, state_path: Path) -> None:
         lines.append(f"  Code: {'; '.join(dirs)}")
     lines += [
         "",
+        "  Aim a shell's aws and sam at it (fake credentials, never your account):",
+        *(f"    {line}" for line in _exports(out)),
+        '  or: eval "$(python -m workshop env)"',
+        "",
         f"Endpoints written to {_show(state_path)}. Try:",
         f"  curl {cloud.api_url}ping",
+        "  aws lambda list-functions    # with the exports above",
         "  python -m workshop user add ada --password 'Passw0rd!'",
         "Stop with Ctrl-C or `python -m workshop down`.",
         "",
@@ -295,6 +301,22 @@ def _cmd_down(args: argparse.Namespace) -> int:
     while _pid_running(pid) and time.monotonic() < deadline + 5:
         time.sleep(0.05)
     print(f"The local cloud (pid {pid}) is stopped.")
+    return EXIT_OK
+
+
+def _exports(state: dict[str, Any]) -> list[str]:
+    """The ``export`` lines that aim the AWS CLI, SAM CLI and SDKs of a shell at the running local cloud."""
+    from localcloud import fake_aws_environment
+
+    env = fake_aws_environment(state["AwsEndpointUrl"], state.get("Region") or "us-east-1")
+    # the session token too: a real one left in the shell must not go with the fake keys
+    names = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION")
+    return [f"export {name}={shlex.quote(env[name])}" for name in names if name in env]
+
+
+def _cmd_env(args: argparse.Namespace) -> int:
+    state = _running_state(config.state_file())
+    print("\n".join(_exports(state)))
     return EXIT_OK
 
 
@@ -526,6 +548,10 @@ def _parser() -> argparse.ArgumentParser:
     down = sub.add_parser("down", help="stop the running local cloud")
     down.add_argument("--timeout", type=float, default=20.0, help=argparse.SUPPRESS)
     down.set_defaults(handler=_cmd_down)
+
+    env = sub.add_parser("env", help="print the exports that aim a shell's aws/sam at the running local cloud",
+                         description='Aim this shell at the running local cloud: eval "$(python -m workshop env)"')
+    env.set_defaults(handler=_cmd_env)
 
     status = sub.add_parser("status", help="print the running local cloud's endpoints")
     status.set_defaults(handler=_cmd_status)
