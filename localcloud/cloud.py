@@ -178,9 +178,9 @@ class LocalCloud:
                 self.stack.warn(f"{fn.logical_id}: its code is not in a local folder; it cannot run locally")
                 continue
             code_dir, why = host_code_dir(fn.code_uri, build_root / fn.logical_id)
-            self.code_dirs[fn.name] = (code_dir, why)
+            self.code_dirs[fn.logical_id] = (code_dir, why)
             self.runtime.register(FunctionSpec(
-                name=fn.name,
+                name=fn.logical_id,
                 handler=fn.handler,
                 code_dir=code_dir,
                 environment=fn.environment,

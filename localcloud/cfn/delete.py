@@ -15,29 +15,39 @@ from typing import Any
 from localcloud.cfn.stack import Stack
 from localcloud.sdk import Clients
 
-__all__ = ["delete_stack"]
+__all__ = ["delete_leftovers", "delete_resource", "delete_stack"]
 
 #: (resource type or kind, its name, what was done), one per thing deleted
 Row = tuple[str, str, str]
 
 
 def delete_stack(stack: Stack, clients: Clients, internal_queues: Sequence[str] = ()) -> list[Row]:
-    """Delete what ``stack`` made through ``clients``; ``internal_queues`` are the names of the queues the
-    local cloud made for its event sources, in the order it made them (deleted in reverse)."""
+    """Delete what ``stack`` made in moto through ``clients``, then ``delete_leftovers``."""
     done: list[Row] = []
     for lid in reversed(stack.order):
-        rtype, ref = stack.resource_type(lid), stack.refs.get(lid)
-        if ref is None:
-            continue
-        try:
-            row = _delete_resource(stack, clients, lid, rtype, ref)
-        except Exception as error:  # noqa: BLE001 - deleted by hand already: CloudFormation skips it too
-            if not _is_not_found(error):
-                raise
-            row = (rtype, _short(rtype, lid, ref), "already gone")
+        row = delete_resource(stack, clients, lid)
         if row is not None:
             done.append(row)
-    done += _delete_queues(clients("sqs"), reversed(internal_queues))
+    return done + delete_leftovers(stack, clients, internal_queues)
+
+
+def delete_resource(stack: Stack, clients: Clients, lid: str) -> Row | None:
+    """Delete resource ``lid`` from moto (a bucket emptied first); None when nothing of it lives there."""
+    rtype, ref = stack.resource_type(lid), stack.refs.get(lid)
+    if ref is None:
+        return None
+    try:
+        return _delete_resource(stack, clients, lid, rtype, ref)
+    except Exception as error:  # noqa: BLE001 - deleted by hand already: CloudFormation skips it too
+        if not _is_not_found(error):
+            raise
+        return rtype, _short(rtype, lid, ref), "already gone"
+
+
+def delete_leftovers(stack: Stack, clients: Clients, internal_queues: Sequence[str] = ()) -> list[Row]:
+    """What a stack's deletion leaves on AWS, deleted too: the local cloud's queues behind its event sources
+    (``internal_queues``, in the order they were made), the alarms on its functions and their log groups."""
+    done = _delete_queues(clients("sqs"), reversed(internal_queues))
     functions = {fn.name for fn in stack.functions()}
     done += _delete_alarms(clients("cloudwatch"), functions)
     done += _delete_log_groups(clients("logs"), functions)
@@ -66,6 +76,8 @@ def _delete_resource(stack: Stack, clients: Clients, lid: str, rtype: str, ref: 
         clients("cognito-idp").delete_user_pool(UserPoolId=ref)
     elif rtype == "AWS::Logs::LogGroup":
         clients("logs").delete_log_group(logGroupName=ref)
+    elif rtype == "AWS::CloudWatch::Alarm":
+        clients("cloudwatch").delete_alarms(AlarmNames=[ref])
     else:
         return None  # nothing of it lives in moto (functions, roles, permissions, the API: the runtime's)
     return rtype, name, "deleted"

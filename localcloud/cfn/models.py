@@ -4,7 +4,8 @@ Each reader takes a ``Stack`` whose resources are recorded (made, or ``predict()
 dataclasses: ``functions`` (with their async invocation settings), ``routes`` (Lambda proxy methods of
 REST APIs, with their auth), ``user_pool_for_api``, ``s3_notifications``, ``sns_subscriptions`` (Lambda
 protocol only) and ``stream_mappings`` (DynamoDB streams only). What the local cloud cannot run is left
-out with a warning on the stack.
+out with a warning on the stack. A function is named as Lambda names it (``FunctionModel.name``), and what an
+event source or a route invokes is that name, with the qualifier of the alias or version it points to.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = [
     "SnsSubscriptionModel",
     "StreamMappingModel",
     "function_for",
+    "invoke_target",
     "functions",
     "routes",
     "s3_notifications",
@@ -54,7 +56,7 @@ class AsyncConfig:
 @dataclass
 class FunctionModel:
     logical_id: str
-    name: str  # the function's name in the local runtime (= logical id)
+    name: str  # the function's name in Lambda (FunctionName, or CloudFormation's stack-LogicalId-SUFFIX)
     arn: str
     handler: str
     runtime: str
@@ -71,7 +73,7 @@ class FunctionModel:
 class RouteModel:
     method: str
     path: str
-    function: str
+    function: str  # what it invokes: the function's name, or name:qualifier (an alias, a version)
     authorized: bool
     api: str = ""  # the RestApi's logical id
 
@@ -80,7 +82,7 @@ class RouteModel:
 class S3NotificationModel:
     bucket: str  # the bucket's name
     bucket_logical_id: str
-    function: str
+    function: str  # what it invokes (as RouteModel.function)
     events: list[str]
     filter_rules: list[dict[str, str]]  # S3 API form: [{"Name": "prefix", "Value": "photos/"}]
     id: str
@@ -91,7 +93,7 @@ class SnsSubscriptionModel:
     logical_id: str
     arn: str
     topic_arn: str
-    function: str
+    function: str  # what it invokes (as RouteModel.function)
     filter_policy: dict | None = None
     filter_policy_scope: str | None = None
 
@@ -100,7 +102,7 @@ class SnsSubscriptionModel:
 class StreamMappingModel:
     logical_id: str
     uuid: str
-    function: str
+    function: str  # what it invokes (as RouteModel.function)
     event_source_arn: str
     starting_position: str = "LATEST"
     batch_size: int = 100
@@ -118,20 +120,31 @@ class StreamMappingModel:
 
 
 def function_for(stack: Stack, target: Any) -> str | None:
-    """The logical id of the function a name or ARN (Ref/GetAtt of a function) points to."""
-    name = _function_name_from_arn(target)
+    """The logical id of the function a name or ARN (Ref/GetAtt of a function, of its version or alias) points to."""
+    name, _ = _function_name_from_arn(target)
     for lid in stack.of_type("AWS::Lambda::Function"):
         if name in (lid, stack.refs.get(lid)):
             return lid
     return None
 
 
-def _function_name_from_arn(arn: Any) -> str:
+def invoke_target(stack: Stack, target: Any) -> str | None:
+    """What to invoke for a reference to a function of this stack: its name, with ``:qualifier`` when the
+    reference is to a version or an alias (SAM's ``AutoPublishAlias`` points every event at the alias)."""
+    lid = function_for(stack, target)
+    if lid is None:
+        return None
+    _, qualifier = _function_name_from_arn(target)
+    name = str(stack.refs.get(lid, lid))
+    return f"{name}:{qualifier}" if qualifier else name
+
+
+def _function_name_from_arn(arn: Any) -> tuple[str, str | None]:
     # arn:aws:lambda:region:acct:function:NAME[:qualifier]
     parts = str(arn).split(":")
     if len(parts) >= 7 and parts[2] == "lambda" and parts[5] == "function":
-        return parts[6]
-    return str(arn)
+        return parts[6], (parts[7] if len(parts) > 7 else None)
+    return str(arn), None
 
 
 def functions(stack: Stack) -> list[FunctionModel]:
@@ -148,10 +161,11 @@ def _function(stack: Stack, lid: str, invoke_config: dict[str, Any]) -> Function
     props = stack.properties(lid)
     destinations = invoke_config.get("DestinationConfig") or {}
     reserved = props.get("ReservedConcurrentExecutions")
+    name = str(stack.refs.get(lid, lid))
     return FunctionModel(
         logical_id=lid,
-        name=lid,
-        arn=stack.attrs.get((lid, "Arn")) or stack.arn("lambda", f"function:{lid}"),
+        name=name,
+        arn=stack.attrs.get((lid, "Arn")) or stack.arn("lambda", f"function:{name}"),
         handler=str(props.get("Handler", "")),
         runtime=str(props.get("Runtime", "python3.13")),
         architecture=str((props.get("Architectures") or ["x86_64"])[0]),
@@ -205,7 +219,7 @@ def routes(stack: Stack) -> list[RouteModel]:
                     continue
                 uri = str(integration.get("uri", ""))
                 match = re.search(r"functions/(arn:[^/]+)/invocations", uri)
-                fn = function_for(stack, match.group(1)) if match else None
+                fn = invoke_target(stack, match.group(1)) if match else None
                 if fn is None:
                     stack.warn(f"{api}: {method.upper()} {path} integrates with {uri!r}, not a function of this stack")
                     continue
@@ -268,7 +282,7 @@ def s3_notifications(stack: Stack) -> list[S3NotificationModel]:
     for lid in stack.of_type("AWS::S3::Bucket"):
         props = stack.properties(lid)
         for i, cfg in enumerate((props.get("NotificationConfiguration") or {}).get("LambdaConfigurations") or []):
-            fn = function_for(stack, cfg.get("Function"))
+            fn = invoke_target(stack, cfg.get("Function"))
             if fn is None:
                 stack.warn(f"{lid}: a notification targets {cfg.get('Function')!r}, not a function of this stack")
                 continue
@@ -292,7 +306,7 @@ def sns_subscriptions(stack: Stack) -> list[SnsSubscriptionModel]:
         props = stack.properties(lid)
         if str(props.get("Protocol", "")).lower() != "lambda":
             continue
-        fn = function_for(stack, props.get("Endpoint"))
+        fn = invoke_target(stack, props.get("Endpoint"))
         if fn is None:
             stack.warn(f"{lid}: subscribes {props.get('Endpoint')!r}, not a function of this stack")
             continue
@@ -313,7 +327,7 @@ def sns_subscriptions(stack: Stack) -> list[SnsSubscriptionModel]:
         for i, sub in enumerate(stack.properties(lid).get("Subscription") or []):
             if str(sub.get("Protocol", "")).lower() != "lambda":
                 continue
-            fn = function_for(stack, sub.get("Endpoint"))
+            fn = invoke_target(stack, sub.get("Endpoint"))
             if fn is not None:
                 topic = stack.refs[lid]
                 out.append(SnsSubscriptionModel(f"{lid}Subscription{i}", f"{topic}:{suffix(lid, str(i))}", topic, fn))
@@ -325,7 +339,7 @@ def stream_mappings(stack: Stack) -> list[StreamMappingModel]:
     for lid in stack.of_type("AWS::Lambda::EventSourceMapping"):
         props = stack.properties(lid)
         source = str(props.get("EventSourceArn", ""))
-        fn = function_for(stack, props.get("FunctionName"))
+        fn = invoke_target(stack, props.get("FunctionName"))
         if fn is None:
             stack.warn(f"{lid}: maps to {props.get('FunctionName')!r}, not a function of this stack")
             continue

@@ -140,7 +140,9 @@ def _user_pool_client(names: Names, lid: str, props: Mapping[str, Any]) -> tuple
 
 
 def _function(names: Names, lid: str, props: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
-    return lid, {"Arn": names.arn("lambda", f"function:{lid}"), "SnapStartResponse": {}}
+    # Lambda's names are at most 64 characters: CloudFormation's generated one is cut to fit
+    name = props.get("FunctionName") or names.generated_name(lid, max_length=64)
+    return name, {"Arn": names.arn("lambda", f"function:{name}"), "SnapStartResponse": {}}
 
 
 def _role(names: Names, lid: str, props: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:

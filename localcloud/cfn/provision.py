@@ -1,8 +1,8 @@
-"""Make a stack's resources in moto, in dependency order, the way CloudFormation would.
+"""Make a stack's resources in moto, one at a time, the way CloudFormation would.
 
-``provision(stack, clients)`` walks ``stack.order``; for each resource it resolves the properties
-(everything it refers to exists by then), makes it with the service's API and records what its
-``Ref`` and ``Fn::GetAtt`` give (moto's answers: ids, URLs, the stream's ARN).
+``Provisioner(stack, clients).make(lid)`` resolves the resource's properties (everything it refers to
+exists by then), makes it with the service's API and records what its ``Ref`` and ``Fn::GetAtt`` give
+(moto's answers: ids, URLs, the stream's ARN). ``localcloud.cfn.deployer`` calls it in dependency order.
 
 =================================  ==============================================================
 CloudFormation type                what is made in moto
@@ -17,13 +17,13 @@ AWS::SQS::Queue                    the queue and its attributes (redrive policy 
 AWS::Cognito::UserPool(Client)     the pool (policies, schema, ...) and its app clients
 AWS::Cognito::UserPoolGroup        the group
 AWS::Logs::LogGroup                the log group and its retention
-AWS::Lambda::Function              its log group ``/aws/lambda/<name>`` (the code runs in
-                                   ``localcloud.lambda_service.runtime``, not in moto)
+AWS::CloudWatch::Alarm             the metric alarm (evaluated by ``localcloud.cloudwatch_alarms``)
 =================================  ==============================================================
 
-IAM roles and policies, Lambda permissions, API Gateway resources, event invoke configs and
-event source mappings are *read* (by the runtime, the local API, the event sources) but not made:
-moto would only store them. Other types are skipped with a warning.
+Functions, their versions and aliases are made in the local Lambda service by the deployer. IAM roles and
+policies, Lambda permissions, API Gateway resources, event invoke configs, event source mappings and
+CodeDeploy's application and deployment group are *read* (by the runtime, the local API, the event sources,
+the deployer) but not made: moto would only store them (``READ_ELSEWHERE``).
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ from localcloud.sdk import Clients
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ProvisionError", "provision"]
+__all__ = ["READ_ELSEWHERE", "ProvisionError", "Provisioner"]
 
-#: Types the local cloud reads elsewhere (or that need nothing locally): no warning for them.
-_READ_ELSEWHERE = frozenset(
+#: Types the local cloud reads elsewhere (or that need nothing locally): nothing is made for them.
+READ_ELSEWHERE = frozenset(
     {
         "AWS::IAM::Role",
         "AWS::IAM::Policy",
@@ -58,6 +58,8 @@ _READ_ELSEWHERE = frozenset(
         "AWS::SQS::QueuePolicy",
         "AWS::SNS::TopicPolicy",
         "AWS::S3::BucketPolicy",
+        "AWS::CodeDeploy::Application",
+        "AWS::CodeDeploy::DeploymentGroup",
     }
 )
 
@@ -82,11 +84,12 @@ def _pick(props: Mapping[str, Any], *keys: str) -> dict[str, Any]:
     return {k: props[k] for k in keys if k in props}
 
 
-class _Provisioner:
-    def __init__(self, stack: Stack, clients: Clients, on_resource: Callable[[str, str], None] | None) -> None:
+class Provisioner:
+    """Makes one stack's moto-backed resources (``handlers``: by type) and records their names."""
+
+    def __init__(self, stack: Stack, clients: Clients) -> None:
         self.stack = stack
         self.clients = clients
-        self.on_resource = on_resource
         self.handlers: dict[str, Callable[[str, dict], tuple[Any, dict] | None]] = {
             "AWS::DynamoDB::Table": self.table,
             "AWS::S3::Bucket": self.bucket,
@@ -97,29 +100,28 @@ class _Provisioner:
             "AWS::Cognito::UserPoolClient": self.user_pool_client,
             "AWS::Cognito::UserPoolGroup": self.user_pool_group,
             "AWS::Logs::LogGroup": self.log_group,
-            "AWS::Lambda::Function": self.function,
+            "AWS::CloudWatch::Alarm": self.alarm,
         }
 
-    def run(self) -> None:
-        for lid in self.stack.order:
-            rtype = self.stack.resource_type(lid)
-            props = self.stack.properties(lid)
-            handler = self.handlers.get(rtype)
-            if handler is None and rtype not in _READ_ELSEWHERE:
-                self.stack.warn(f"{lid}: {rtype} is not emulated by the local cloud (skipped)")
-            predicted_ref, predicted_attrs = self.stack.predicted(lid, props)
-            made = None
-            if handler is not None:
-                try:
-                    made = handler(lid, props)
-                except ProvisionError:
-                    raise
-                except Exception as e:  # noqa: BLE001 - botocore errors of every kind
-                    raise ProvisionError(f"creating {lid} ({rtype}) in the local cloud failed: {e}") from e
-            ref, attrs = made if made is not None else (predicted_ref, {})
-            self.stack.record(lid, ref, {**predicted_attrs, **attrs})
-            if self.on_resource is not None:
-                self.on_resource(lid, rtype)
+    def makes(self, rtype: str) -> bool:
+        return rtype in self.handlers or rtype in READ_ELSEWHERE
+
+    def make(self, lid: str) -> None:
+        """Make resource ``lid`` (nothing for a type in ``READ_ELSEWHERE``) and record its Ref and attributes."""
+        rtype = self.stack.resource_type(lid)
+        props = self.stack.properties(lid)
+        predicted_ref, predicted_attrs = self.stack.predicted(lid, props)
+        handler = self.handlers.get(rtype)
+        made = None
+        if handler is not None:
+            try:
+                made = handler(lid, props)
+            except ProvisionError:
+                raise
+            except Exception as e:  # noqa: BLE001 - botocore errors of every kind
+                raise ProvisionError(f"creating {lid} ({rtype}) in the local cloud failed: {e}") from e
+        ref, attrs = made if made is not None else (predicted_ref, {})
+        self.stack.record(lid, ref, {**predicted_attrs, **attrs})
 
     # ----------------------------------------------------------------- DynamoDB
 
@@ -344,17 +346,17 @@ class _Provisioner:
             logs.put_retention_policy(logGroupName=name, retentionInDays=int(props["RetentionInDays"]))
         return name, attrs
 
-    def function(self, lid: str, props: dict) -> tuple[Any, dict] | None:
-        # Lambda makes /aws/lambda/<name> at the first invoke; made here so `logs` works before it.
-        logs = self.clients("logs")
-        try:
-            logs.create_log_group(logGroupName=f"/aws/lambda/{lid}")
-        except logs.exceptions.ResourceAlreadyExistsException:
-            pass
-        return None
-
-
-def provision(stack: Stack, clients: Clients, on_resource: Callable[[str, str], None] | None = None) -> Stack:
-    """Make every resource of ``stack`` in moto (through ``clients``), in dependency order."""
-    _Provisioner(stack, clients, on_resource).run()
-    return stack
+    def alarm(self, lid: str, props: dict) -> tuple[Any, dict]:
+        name = props.get("AlarmName") or self.stack.generated_name(lid)
+        kwargs = _pick(props, "AlarmDescription", "ActionsEnabled", "OKActions", "AlarmActions",
+                       "InsufficientDataActions", "MetricName", "Namespace", "Statistic", "ExtendedStatistic",
+                       "Dimensions", "Period", "Unit", "EvaluationPeriods", "DatapointsToAlarm", "Threshold",
+                       "ComparisonOperator", "TreatMissingData", "EvaluateLowSampleCountPercentile", "Metrics",
+                       "ThresholdMetricId")
+        kwargs = _ints(kwargs, "Period", "EvaluationPeriods", "DatapointsToAlarm")
+        if "Threshold" in kwargs:
+            kwargs["Threshold"] = float(kwargs["Threshold"])
+        if "ActionsEnabled" in kwargs:
+            kwargs["ActionsEnabled"] = _bool(kwargs["ActionsEnabled"])
+        self.clients("cloudwatch").put_metric_alarm(AlarmName=name, **kwargs)
+        return name, {"Arn": self.stack.arn("cloudwatch", f"alarm:{name}")}

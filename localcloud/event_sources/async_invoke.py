@@ -159,7 +159,8 @@ class AsyncInvoker:
                 self._cond.notify_all()
 
     def _attempt(self, job: _Job) -> None:
-        config = self.configs.get(job.function, AsyncConfig())
+        # configured per function; an event may be for one of its aliases or versions (name:qualifier)
+        config = self.configs.get(job.function.split(":", 1)[0], AsyncConfig())
         if time.time() - job.enqueued > config.max_event_age_s:
             self._give_up(job, config, None, "EventAgeExceeded", "the event is older than MaximumEventAgeInSeconds")
             return
