@@ -15,9 +15,9 @@ credentials ``testing`` (``localcloud.sdk``); none reads ``~/.aws``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -35,9 +35,15 @@ from localcloud.users import add_user, id_token
 if TYPE_CHECKING:  # the parts are imported when started: moto starts while this process imports them
     from localcloud.apigateway.cognito import CognitoVerifier
     from localcloud.apigateway.gateway import LocalApiGateway
+    from localcloud.cfn.deployer import CloudDeployer
+    from localcloud.cfn.service import CloudFormationService
     from localcloud.cfn.stack import Stack
+    from localcloud.cfn.transform import Translation
+    from localcloud.cloudwatch_alarms import AlarmEvaluator
     from localcloud.event_sources.sources import EventSources
+    from localcloud.lambda_service.metrics import LambdaMetrics
     from localcloud.lambda_service.runtime import LambdaRuntime
+    from localcloud.lambda_service.service import LambdaService
     from localcloud.lambda_service.spec import InvocationResult
 
 log = logging.getLogger(__name__)
@@ -65,7 +71,10 @@ class LocalCloud:
         echo_logs: Callable[[str, list[str]], None] | None = None,
         on_request: Callable[[dict], None] | None = None,
         account_concurrency: int = 10,
+        minute_s: float = 60.0,
     ) -> None:
+        """``minute_s``: how long a minute of CodeDeploy's traffic shifting and of CloudWatch's alarm periods lasts
+        (60 s, as on AWS; a few seconds compress a canary deployment for teaching)."""
         self.template_path = Path(template).resolve()
         self.port = port
         self.dispatch = dispatch
@@ -81,10 +90,11 @@ class LocalCloud:
         self.echo_logs = echo_logs
         self.on_request = on_request
         self.account_concurrency = account_concurrency
-        self.stack: Stack | None = None
+        self.minute_s = minute_s
         self.runtime: LambdaRuntime | None = None
-        self.gateway: LocalApiGateway | None = None
-        self.event_sources: EventSources | None = None
+        self.lambda_service: LambdaService | None = None
+        self.cloudformation: CloudFormationService | None = None
+        self.deployer: CloudDeployer | None = None
         self.code_dirs: dict[str, tuple[Path, str]] = {}
         self.outputs: dict[str, Any] = {}
         self.started_in_s: float | None = None
@@ -93,6 +103,8 @@ class LocalCloud:
         self._clients: Clients | None = None
         self._logs: LogForwarder | None = None
         self._control: ControlServer | None = None
+        self._metrics: LambdaMetrics | None = None
+        self._alarms: AlarmEvaluator | None = None
         self._endpoint_url: str | None = None
         self._lock = threading.Lock()
 
@@ -121,48 +133,44 @@ class LocalCloud:
     def _start(self) -> None:
         # moto imports in its own process while this one reads the template
         self._moto = MotoProcess(self._child_env())
-        self.stack = self._read_template()
+        translation, parameters = self._read_template()
         self._endpoint = Endpoint(f"http://127.0.0.1:{self._moto.wait_ready()}").start()
         self._endpoint_url = self._endpoint.url
         self._clients = Clients(self._endpoint_url, self.region)
-        self._provision()
         self._start_lambda()
-        self._start_event_sources()
-        self._start_api()
+        self._start_cloudformation()
+        self._deploy(translation, parameters)
         if self.control:
             self._control = ControlServer(self)
         self.outputs = self._outputs()
 
-    def _read_template(self) -> Stack:
-        from localcloud.cfn.stack import Stack, TemplateError
+    def _read_template(self) -> tuple[Translation, dict[str, str]]:
+        """The template made plain CloudFormation (cached), and the parameters to deploy it with."""
+        from localcloud.cfn.errors import TemplateError
+        from localcloud.cfn.intrinsics import as_str
+        from localcloud.cfn.transform import translate_file
 
+        optional = {"Dispatch": self.dispatch}  # given only to a template that declares it
+        overrides = {k: as_str(v) for k, v in self.parameters.items()}
         try:
-            return Stack(
-                self.template_path,
-                parameters=self.parameters,
-                optional_parameters={"Dispatch": self.dispatch},
-                stack_name=self.stack_name,
-                region=self.region,
-                account_id=self.account_id,
-                cache_dir=self.cache_dir,
-            )
+            translation = translate_file(self.template_path, {**optional, **overrides}, region=self.region,
+                                         cache_dir=self.cache_dir)
         except TemplateError as e:
             raise CloudError(str(e)) from None
-
-    def _provision(self) -> None:
-        from localcloud.cfn.provision import ProvisionError, provision
-        from localcloud.cfn.stack import TemplateError
-
-        try:
-            provision(self.stack, self._clients)
-        except (ProvisionError, TemplateError) as e:
-            raise CloudError(str(e)) from None
+        declared = translation.template.get("Parameters") or {}
+        unknown = sorted(set(overrides) - set(declared))
+        if unknown:
+            raise CloudError(f"unknown parameter(s) {', '.join(unknown)}; the template declares: "
+                             f"{', '.join(declared) or 'none'}")
+        return translation, {**{k: v for k, v in optional.items() if k in declared}, **overrides}
 
     def _start_lambda(self) -> None:
-        """The Lambda service with every function of the template, its code from source or from `sam build`."""
-        from localcloud.lambda_service.code import host_code_dir
+        """The Lambda service (its API at the endpoint), its metrics in CloudWatch, and CloudWatch's alarms."""
+        from localcloud.cloudwatch_alarms import AlarmEvaluator
+        from localcloud.lambda_service.api import LambdaApi
+        from localcloud.lambda_service.metrics import LambdaMetrics
         from localcloud.lambda_service.runtime import LambdaRuntime
-        from localcloud.lambda_service.spec import FunctionSpec
+        from localcloud.lambda_service.service import LambdaService
 
         self._logs = LogForwarder(self._clients, self.echo_logs)
         self.runtime = LambdaRuntime(
@@ -172,65 +180,63 @@ class LocalCloud:
             account_id=self.account_id,
             account_concurrency=self.account_concurrency,
         )
-        build_root = self.template_path.parent / ".aws-sam" / "build"
-        for fn in self.stack.functions():
-            if fn.code_uri is None:
-                self.stack.warn(f"{fn.logical_id}: its code is not in a local folder; it cannot run locally")
-                continue
-            code_dir, why = host_code_dir(fn.code_uri, build_root / fn.logical_id)
-            self.code_dirs[fn.logical_id] = (code_dir, why)
-            self.runtime.register(FunctionSpec(
-                name=fn.logical_id,
-                handler=fn.handler,
-                code_dir=code_dir,
-                environment=fn.environment,
-                memory_mb=fn.memory_mb,
-                timeout_s=fn.timeout_s,
-                reserved_concurrency=fn.reserved_concurrency,
-                runtime=fn.runtime,
-                architecture=fn.architecture,
-            ))
+        self.lambda_service = LambdaService(self.runtime, self._clients, code_root=self.cache_dir / "code",
+                                            region=self.region, account_id=self.account_id)
+        self.lambda_service.async_submit = self._submit_event
+        self._metrics = LambdaMetrics(self._clients)
+        self.lambda_service.on_invoked.append(self._metrics.record)
+        self._alarms = AlarmEvaluator(self._clients, period_scale=self.minute_s / 60.0)
+        self._alarms.start()
+        self._endpoint.serve("lambda", LambdaApi(self.lambda_service))
 
-    def _start_event_sources(self) -> None:
-        from localcloud.event_sources.sources import EventSources
+    def _start_cloudformation(self) -> None:
+        """CloudFormation (its API at the endpoint), deploying into this cloud."""
+        from localcloud.cfn.api import CloudFormationApi
+        from localcloud.cfn.deployer import CloudDeployer
+        from localcloud.cfn.service import CloudFormationService
 
-        self.event_sources = EventSources(
-            self.stack, self._clients, self.invoke,
+        self.deployer = CloudDeployer(
+            self._clients, self.lambda_service,
             endpoint_url=self.endpoint_url,
-            retry_delays=self.retry_delays,
-            stream_retry_delay=self.stream_retry_delay,
-        )
-        self.event_sources.setup()
-        self.event_sources.start()
-
-    def _start_api(self) -> None:
-        """API Gateway with the template's routes (all its REST APIs on one port) and its Cognito authorizer."""
-        from localcloud.apigateway.gateway import LocalApiGateway, Route
-
-        routes = self.stack.routes()
-        apis = sorted({r.api for r in routes})
-        if len(apis) > 1:
-            self.stack.warn(f"several REST APIs ({', '.join(apis)}): all their routes are served on one port")
-        api_lid = apis[0] if apis else None
-        self.gateway = LocalApiGateway(
-            routes=[Route(r.method, r.path, r.function, r.authorized) for r in routes],
-            invoke=self.invoke,
-            verifier=self._verifier(any(r.authorized for r in routes)),
-            port=self.port,
-            stage=self.stack.stage_name(api_lid) if api_lid else "Prod",
-            api_id=str(self.stack.refs.get(api_lid, "local")) if api_lid else "local",
             region=self.region,
             account_id=self.account_id,
+            api_port=lambda stack_name: self.port if stack_name == self.stack_name else 0,
+            verifier=self._verifier,
             on_request=self.on_request,
+            retry_delays=self.retry_delays,
+            stream_retry_delay=self.stream_retry_delay,
+            minute_s=self.minute_s,
         )
-        self.gateway.start()
+        self.cloudformation = CloudFormationService(self.deployer, self._clients, region=self.region,
+                                                    account_id=self.account_id)
+        self._endpoint.serve("cloudformation", CloudFormationApi(self.cloudformation))
 
-    def _verifier(self, needed: bool) -> CognitoVerifier | None:
-        """The Cognito authorizer's token verifier, when some route is authorized."""
+    def _deploy(self, translation: Translation, parameters: dict[str, str]) -> None:
+        """Deploy the template as the stack ``stack_name`` through CloudFormation, each function's code from its
+        local folder (``sam build``'s output when built for this machine, else the source)."""
+        from localcloud.cfn.service import CloudFormationError, DeployFailed
+        from localcloud.lambda_service.code import host_code_dir
+
+        build_root = self.template_path.parent / ".aws-sam" / "build"
+        code_dirs: dict[str, Path] = {}
+        for lid, source in translation.code_uris.items():
+            if source is not None:
+                code_dir, why = host_code_dir(source, build_root / lid)
+                self.code_dirs[lid] = (code_dir, why)
+                code_dirs[lid] = code_dir
+        self.deployer.code_dirs[self.stack_name] = code_dirs
+        self.deployer.logical_runtime_names.add(self.stack_name)
+        try:
+            self.cloudformation.deploy(self.stack_name, translation.template, parameters)
+        except (DeployFailed, CloudFormationError) as e:
+            raise CloudError(f"deploying the stack {self.stack_name} failed: {getattr(e, 'reason', None) or e}") from None
+
+    def _verifier(self, stack: Stack) -> CognitoVerifier | None:
+        """The token verifier of a stack's Cognito authorizer (None when its API has none)."""
         from localcloud.apigateway.cognito import CognitoVerifier
 
-        pool = self.stack.user_pool_for_api()
-        if pool is None or not needed:
+        pool = stack.user_pool_for_api()
+        if pool is None:
             return None
         pool_id, client_ids = pool
         if not client_ids:
@@ -242,15 +248,17 @@ class LocalCloud:
     def stop(self) -> None:
         """Stop everything that was started (idempotent)."""
         with self._lock:
-            control, gateway, sources, logs, runtime, endpoint, moto = (
-                self._control, self.gateway, self.event_sources, self._logs, self.runtime, self._endpoint,
-                self._moto)
-            self._control = self._logs = self._moto = self._endpoint = None
-            self.gateway = self.event_sources = None
+            control, cfn, deployer, alarms, metrics, logs, runtime, endpoint, moto = (
+                self._control, self.cloudformation, self.deployer, self._alarms, self._metrics, self._logs,
+                self.runtime, self._endpoint, self._moto)
+            self._control = self._logs = self._moto = self._endpoint = self._alarms = self._metrics = None
+            self.cloudformation = None
+        stacks = cfn.deployed_stacks() if cfn is not None else []
         for step in (
             control.stop if control else None,
-            gateway.stop if gateway else None,
-            sources.stop if sources else None,
+            *((lambda d=d: deployer.stop(d)) for d in stacks if deployer is not None),  # APIs, event sources
+            alarms.stop if alarms else None,
+            metrics.stop if metrics else None,
             (lambda: logs.flush(2.0)) if logs else None,
             runtime.stop if runtime else None,
             logs.stop if logs else None,
@@ -264,11 +272,33 @@ class LocalCloud:
             except Exception:  # noqa: BLE001 - stop as much as possible
                 log.exception("stopping the local cloud: %s failed", step)
 
+    # ----------------------------------------------------------------- the workshop's stack, as deployed now
+
+    def _running(self) -> Any:
+        deployed = self.cloudformation.deployed(self.stack_name) if self.cloudformation is not None else None
+        return deployed.state if deployed is not None else None
+
+    @property
+    def stack(self) -> Stack | None:
+        """The stack ``stack_name`` as deployed now (None when it is not, or the cloud is stopped)."""
+        running = self._running()
+        return running.stack if running is not None else None
+
+    @property
+    def gateway(self) -> LocalApiGateway | None:
+        running = self._running()
+        return running.gateway if running is not None else None
+
+    @property
+    def event_sources(self) -> EventSources | None:
+        running = self._running()
+        return running.event_sources if running is not None else None
+
     # ----------------------------------------------------------------- what it offers
 
     @property
     def running(self) -> bool:
-        return self.gateway is not None
+        return self._endpoint is not None
 
     @property
     def api_url(self) -> str:
@@ -310,7 +340,7 @@ class LocalCloud:
         """
         if self.runtime is None:
             raise CloudError("the local cloud is not started")
-        return self.runtime.invoke(function, event, debug_port=debug_port)
+        return self.runtime.invoke(self._runtime_key(function), event, debug_port=debug_port)
 
     def debug(self, function: str, port: int | None = 5678) -> None:
         """The function's next invocation (through the API, an event source...) waits for a debugger.
@@ -320,13 +350,40 @@ class LocalCloud:
         """
         if self.runtime is None:
             raise CloudError("the local cloud is not started")
-        self.runtime.debug_next(function, port)
+        self.runtime.debug_next(self._runtime_key(function), port)
 
     def invoke_async(self, function: str, event: Any) -> None:
         """Invoke ``function`` asynchronously (``Event``): retried on error, then its DLQ/destination."""
         if self.event_sources is None:
             raise CloudError("the local cloud is not started")
-        self.event_sources.invoke_async(function, event)
+        self.event_sources.invoke_async(self.function_name(function), event)
+
+    def function_name(self, function: str) -> str:
+        """The Lambda name (``thumbnailr-PingFunction-1A2B3C4D5E6F``) of a function of the stack, by logical id."""
+        stack = self.stack
+        if stack is not None and function in stack.resources and stack.resource_type(function) == "AWS::Lambda::Function":
+            return str(stack.refs[function])
+        return function
+
+    def _runtime_key(self, function: str) -> str:
+        """The stack's functions run under their logical ids: a Lambda name or ARN of one is taken too."""
+        stack = self.stack
+        if stack is not None and self.runtime is not None and function not in self.runtime.functions():
+            lid = stack.function_for(function)
+            if lid is not None:
+                return lid
+        return function
+
+    def _submit_event(self, target: str, payload: bytes) -> None:
+        """An ``Event`` invoke through the Lambda API: queued with the retries, DLQ and destinations of the
+        stack that has the function (a function made with CreateFunction gets the defaults)."""
+        name = target.split(":", 1)[0]
+        for deployed in self.cloudformation.deployed_stacks() if self.cloudformation else []:
+            sources = deployed.state.event_sources
+            if sources is not None and name in sources.async_invoker.configs:
+                sources.invoke_async(target, json.loads(payload))
+                return
+        self.lambda_service.run_event_in_background(target, payload)
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Wait until no event is being delivered or retried; True if that happened within ``timeout``."""
@@ -369,12 +426,8 @@ class LocalCloud:
         return env
 
     def _outputs(self) -> dict[str, Any]:
-        outputs = self.stack.outputs()
-        local = self.api_url.rstrip("/")
-        for lid in self.stack.of_type("AWS::ApiGateway::RestApi"):
-            api_id = re.escape(str(self.stack.refs.get(lid)))
-            pattern = re.compile(rf"https://{api_id}\.execute-api\.[a-z0-9-]+\.amazonaws\.com(\.cn)?")
-            outputs = {k: pattern.sub(local, v) if isinstance(v, str) else v for k, v in outputs.items()}
+        deployed = self.cloudformation.deployed(self.stack_name)
+        outputs: dict[str, Any] = dict(deployed.outputs) if deployed is not None else {}
         outputs.update({
             "AwsEndpointUrl": self.endpoint_url,
             "Region": self.region,
@@ -382,7 +435,7 @@ class LocalCloud:
             "Dispatch": self.stack.parameters.get("Dispatch", self.dispatch),
             "Pid": os.getpid(),
             "ControlUrl": self.control_url,
-            "LocalApiUrl": self.api_url,
+            "LocalApiUrl": self.gateway.url if self.gateway is not None else None,
             "Functions": sorted(self.functions),
         })
         try:
@@ -395,16 +448,22 @@ class LocalCloud:
                 outputs["CognitoClientSecret"] = secret
         return outputs
 
-    def delete_stack(self) -> list[tuple[str, str, str]]:
-        """Delete what the template made, as ``sam delete`` does (``localcloud.cfn.delete``): resources in reverse
-        dependency order, buckets emptied first, then the functions' alarms and log groups. The event sources
-        stop first. Returns (type, name, what was done) rows."""
-        from localcloud.cfn.delete import delete_stack
+    def delete_stack(self, timeout: float = 60.0) -> list[tuple[str, str, str]]:
+        """Delete the stack as ``sam delete`` does (CloudFormation's ``DeleteStack``): its API and event sources
+        stop, its resources go in reverse dependency order, buckets emptied first; then what Lambda made outside
+        the stack (the functions' log groups, their alarms) and the local cloud's own queues. Returns (type,
+        name, what was done) rows."""
+        from localcloud.cfn.delete import delete_leftovers
 
-        if self._clients is None:
+        if self.cloudformation is None:
             raise CloudError("the local cloud is not started")
-        queues: list[str] = []
-        if self.event_sources is not None:
-            self.event_sources.stop()  # the notifications and subscriptions go with their resources
-            queues = self.event_sources.internal_queues()
-        return delete_stack(self.stack, self._clients, queues)
+        running = self._running()
+        if running is None:
+            raise CloudError(f"the stack {self.stack_name} is not deployed")
+        self.cloudformation.delete_stack({"StackName": self.stack_name})
+        deadline = time.monotonic() + timeout
+        while self.cloudformation.deployed(self.stack_name) is not None:
+            if time.monotonic() > deadline:
+                raise CloudError(f"deleting the stack {self.stack_name} took more than {timeout:.0f} s")
+            time.sleep(0.05)
+        return running.deleted + delete_leftovers(running.stack, self._clients, running.leftover_queues)

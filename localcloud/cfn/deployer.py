@@ -68,8 +68,10 @@ class _Running:
     event_sources: EventSources | None = None
     #: what this deploy changed, in order: (logical id, type, undo) — run in reverse by a rollback
     changes: list[tuple[str, str, Callable[[], None]]] = field(default_factory=list)
-    #: the local cloud's own queues behind the event sources, left after a delete (``delete_leftovers``)
+    #: after a delete: the local cloud's own queues behind the event sources (for ``delete_leftovers``), and
+    #: what was deleted in moto, as (type, name, what was done) rows
     leftover_queues: list[str] = field(default_factory=list)
+    deleted: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 class CloudDeployer:
@@ -166,7 +168,7 @@ class CloudDeployer:
         queues = running.event_sources.internal_queues() if running.event_sources is not None else []
         self._stop_parts(running)
         for lid in reversed(running.stack.order):
-            self._delete_one(running.stack, lid, emit)
+            self._delete_one(running.stack, lid, emit, running.deleted)
         running.leftover_queues = queues
 
     # ----------------------------------------------------------------- one resource
@@ -335,11 +337,14 @@ class CloudDeployer:
 
     # ----------------------------------------------------------------- deleting
 
-    def _delete_made(self, stack: Stack, lid: str) -> str:
+    def _delete_made(self, stack: Stack, lid: str, rows: list | None = None) -> str:
         row = delete_resource(stack, self.clients, lid)
+        if row is not None and rows is not None:
+            rows.append(row)
         return row[2] if row is not None else ""
 
-    def _delete_one(self, stack: Stack, lid: str, emit: Callable[[ResourceEvent], None]) -> None:
+    def _delete_one(self, stack: Stack, lid: str, emit: Callable[[ResourceEvent], None],
+                    rows: list | None = None) -> None:
         rtype, ref = stack.resource_type(lid), str(stack.refs.get(lid, ""))
         if stack.resources[lid].get("DeletionPolicy") == "Retain":  # SAM retains the versions it publishes
             emit(ResourceEvent(lid, rtype, "DELETE_SKIPPED", ref))
@@ -353,7 +358,7 @@ class CloudDeployer:
                 props = stack.properties(lid)
                 self.functions.delete_alias(str(props["FunctionName"]), str(props["Name"]))
             elif rtype != "AWS::Lambda::Version":
-                what = self._delete_made(stack, lid)
+                what = self._delete_made(stack, lid, rows)
         except Exception as e:  # noqa: BLE001 - a function deleted by hand already: CloudFormation skips it
             if getattr(e, "code", "") != "ResourceNotFoundException":
                 emit(ResourceEvent(lid, rtype, "DELETE_FAILED", ref, _reason(e)))
