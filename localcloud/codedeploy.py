@@ -153,10 +153,14 @@ class TrafficShift:
             return self.result
         for minute, share in t.schedule():
             problem = self._wait_until(self._started + minute * self.minute_s)
+            if not problem:
+                try:
+                    self._shift(share)
+                except Exception as exc:  # the Lambda service refused the update: undo what was shifted
+                    problem = f"INTERNAL_ERROR: could not update alias {self.alias}: {exc}"
             if problem:
                 self.result = self._roll_back(problem)
                 return self.result
-            self._shift(share)
         self.status = "Succeeded"
         self.result = (True, f"Deployment succeeded: {self.function_name}:{self.alias} is version {self.new_version}")
         self._emit(self.result[1])

@@ -355,3 +355,16 @@ def test_an_alarm_reads_its_own_dimension_set_only(clients: Clients) -> None:
     states = {c.alarm_name: c.new_state for c in changes if c.alarm_name.startswith("dims-fn")}
     # the {FunctionName} alarm has no data of its own (moto's get_metric_statistics would have counted it)
     assert states == {"dims-fn-all": "OK", "dims-fn-live": "ALARM"}
+
+
+def test_a_refused_alias_update_mid_shift_rolls_back() -> None:
+    class Refusing(FakeAliases):
+        def update_alias(self, name: str, alias: str, params: dict[str, Any]) -> dict[str, Any]:
+            if params["FunctionVersion"] == "2":
+                raise RuntimeError("ServiceException")
+            return super().update_alias(name, alias, params)
+
+    service = Refusing()
+    ok, reason = TrafficShift(service, "f", "live", "1", "2", "Canary10Percent5Minutes", minute_s=0.02).run()
+    assert not ok and reason.startswith("INTERNAL_ERROR") and "ServiceException" in reason
+    assert service.get_alias("f", "live") == {"Name": "live", "FunctionVersion": "1"}
