@@ -312,7 +312,7 @@ class CloudDeployer:
         from localcloud.codedeploy import TrafficShift
 
         preference, alarms = shift
-        rollout = TrafficShift(self.functions, function, alias, old_version, new_version, preference, alarms,
+        rollout = TrafficShift(self.functions, function, alias, old_version, new_version, preference, alarms=alarms,
                                clients=self.clients, minute_s=self.minute_s,
                                events=lambda line: emit(ResourceEvent(lid, "AWS::Lambda::Alias",
                                                                       "UPDATE_IN_PROGRESS", "", line)))
@@ -332,7 +332,7 @@ class CloudDeployer:
                 config = str(props.get("DeploymentConfigName") or "CodeDeployDefault.LambdaAllAtOnce")
                 alarms = (props.get("AlarmConfiguration") or {})
                 names = [a["Name"] for a in alarms.get("Alarms") or []] if str(alarms.get("Enabled", True)) != "False" else []
-                return config.removeprefix("CodeDeployDefault.").removeprefix("Lambda"), names
+                return config, names
         return None
 
     # ----------------------------------------------------------------- deleting
