@@ -57,6 +57,7 @@ reliability: $(VENV)/.installed ## hostile inputs, injected faults, security, lo
 bench: $(VENV)/.installed ## the benchmarks: ours side by side with the naive way and the floor
 	$(PY) -m benchmarks.thumbnails
 	$(PY) -m benchmarks.local_runtime
+	$(PY) -m benchmarks.endpoint
 
 clean: ## remove build output and caches (keeps .venv)
 	rm -rf sam-app/.aws-sam .pytest_cache .workshop

@@ -315,6 +315,13 @@ class LocalCloud:
         return self._endpoint_url
 
     @property
+    def moto_url(self) -> str:
+        """moto's own URL, behind the endpoint (to measure what the endpoint adds)."""
+        if self._endpoint is None:
+            raise CloudError("the local cloud is not started")
+        return self._endpoint.moto_url
+
+    @property
     def control_url(self) -> str | None:
         return self._control.url if self._control else None
 

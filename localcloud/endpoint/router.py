@@ -33,6 +33,7 @@ class Endpoint:
     def __init__(self, moto_url: str, services: Mapping[str, Handler] | None = None, *,
                  host: str = "127.0.0.1", port: int = 0) -> None:
         self.services: dict[str, Handler] = dict(services or {})
+        self.moto_url = moto_url
         self._moto = Forwarder(moto_url)
         self._http = HttpServer(self._serve, host=host, port=port, name="the AWS endpoint")
 

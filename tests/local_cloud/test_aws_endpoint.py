@@ -1,0 +1,306 @@
+"""The local cloud is one AWS endpoint: AWS's own clients (boto3, the AWS CLI, SAM CLI) see its Lambda and CloudFormation.
+
+Every call here goes through ``AWS_ENDPOINT_URL`` with AWS's clients only: nothing of the local cloud's
+Python API is used to check what happened.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from localcloud import fake_aws_environment
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def _cli(cloud: Any, *args: str, cwd: Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+    """``aws ...`` or ``sam ...`` aimed at ``cloud`` (fake credentials, no profile, no telemetry)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(fake_aws_environment(cloud.endpoint_url, cloud.region))
+    env.update({"SAM_CLI_TELEMETRY": "0", "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}"})
+    return subprocess.run([str(BIN / args[0]), *args[1:]], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+# --------------------------------------------------------------------------- the workshop's own stack
+
+
+def test_the_workshop_stack_is_a_cloudformation_stack_with_lambda_functions(sns_cloud: Any) -> None:
+    cfn, lam = sns_cloud.client("cloudformation"), sns_cloud.client("lambda")
+    [stack] = cfn.describe_stacks(StackName="thumbnailr")["Stacks"]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    assert outputs["ApiUrl"].startswith(sns_cloud.api_url.rstrip("/"))  # the local API, not execute-api
+    functions = {r["LogicalResourceId"]: r["PhysicalResourceId"]
+                 for r in cfn.list_stack_resources(StackName="thumbnailr")["StackResourceSummaries"]
+                 if r["ResourceType"] == "AWS::Lambda::Function"}
+    assert functions["PingFunction"].startswith("thumbnailr-PingFunction-")  # named as CloudFormation names it
+    listed = {f["FunctionName"] for f in lam.get_paginator("list_functions").paginate().build_full_result()["Functions"]}
+    assert set(functions.values()) <= listed
+
+    answer = lam.invoke(FunctionName=functions["PingFunction"], Payload=b"{}", LogType="Tail")
+    assert answer["StatusCode"] == 200 and "FunctionError" not in answer
+    assert json.loads(json.loads(answer["Payload"].read())["body"]) == {"message": "pong"}
+    tail = base64.b64decode(answer["LogResult"]).decode()
+    assert tail.rstrip("\n").splitlines()[-1].startswith("REPORT RequestId: ")
+    # its logs where Lambda puts them: /aws/lambda/<physical name>, one stream per execution environment
+    logs = sns_cloud.client("logs")
+    group = f"/aws/lambda/{functions['PingFunction']}"
+
+    def streams() -> list[str]:
+        return [s["logStreamName"] for s in logs.describe_log_streams(logGroupName=group)["logStreams"]]
+
+    deadline = time.monotonic() + 10
+    while not streams() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(s.count("/") == 3 and "[$LATEST]" in s for s in streams()), streams()
+
+
+def test_lambda_errors_are_aws_errors_and_harm_nothing(sns_cloud: Any) -> None:
+    lam = sns_cloud.client("lambda")
+    with pytest.raises(lam.exceptions.ResourceNotFoundException):
+        lam.invoke(FunctionName="no-such-function", Payload=b"{}")
+    ping = sns_cloud.function_name("PingFunction")
+    with pytest.raises(lam.exceptions.ResourceNotFoundException):
+        lam.invoke(FunctionName=ping, Qualifier="7", Payload=b"{}")
+    with pytest.raises(lam.exceptions.ResourceNotFoundException):
+        lam.get_alias(FunctionName=ping, Name="nope")
+    with pytest.raises(lam.exceptions.RequestTooLargeException):
+        lam.invoke(FunctionName=ping, Payload=json.dumps({"x": "a" * (6 * 1024 * 1024)}).encode())
+    with pytest.raises(lam.exceptions.RequestTooLargeException):
+        lam.invoke(FunctionName=ping, InvocationType="Event", Payload=json.dumps({"x": "a" * (1024 * 1024)}).encode())
+    assert lam.invoke(FunctionName=ping, Payload=b"{}")["StatusCode"] == 200  # still serving
+
+
+def test_the_aws_cli_and_sam_cli_see_the_stack(sns_cloud: Any, tmp_path: Path) -> None:
+    listed = _cli(sns_cloud, "aws", "lambda", "list-functions", "--output", "json")
+    assert listed.returncode == 0, listed.stderr
+    ping = sns_cloud.function_name("PingFunction")
+    assert ping in {f["FunctionName"] for f in json.loads(listed.stdout)["Functions"]}
+    out = tmp_path / "out.json"
+    invoked = _cli(sns_cloud, "aws", "lambda", "invoke", "--function-name", ping, str(out))
+    assert invoked.returncode == 0, invoked.stderr
+    assert json.loads(out.read_text())["statusCode"] == 200
+
+    outputs = _cli(sns_cloud, "sam", "list", "stack-outputs", "--stack-name", "thumbnailr", "--output", "json")
+    assert outputs.returncode == 0, outputs.stderr
+    assert {o["OutputKey"] for o in json.loads(outputs.stdout)} >= {"ApiUrl"}
+    resources = _cli(sns_cloud, "sam", "list", "resources", "--stack-name", "thumbnailr", "--output", "json",
+                     cwd=REPO / "sam-app")
+    assert resources.returncode == 0, resources.stderr
+    assert ping in {r["PhysicalResourceId"] for r in json.loads(resources.stdout)}
+
+    remote = _cli(sns_cloud, "sam", "remote", "invoke", "PingFunction", "--stack-name", "thumbnailr",
+                  "--event", "{}", "--output", "json")
+    assert remote.returncode == 0, remote.stderr
+    assert json.loads(json.loads(remote.stdout)["Payload"])["statusCode"] == 200
+    logs = _cli(sns_cloud, "sam", "logs", "-n", "PingFunction", "--stack-name", "thumbnailr", "-s", "10min ago")
+    assert logs.returncode == 0, logs.stderr
+    assert "REPORT RequestId" in logs.stdout
+
+
+# --------------------------------------------------------------------------- another SAM app, deployed by SAM CLI
+
+HELLO_TEMPLATE = """\
+AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  HelloFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: src/
+      Handler: app.handler
+      Runtime: python3.13
+      AutoPublishAlias: live
+      DeploymentPreference:
+        Type: Canary10Percent5Minutes
+        Alarms: [!Ref HelloErrors]
+      Events:
+        Hello:
+          Type: Api
+          Properties: {Path: /hello, Method: get}
+  HelloErrors:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      Namespace: AWS/Lambda
+      MetricName: Errors
+      Dimensions:
+        - {Name: FunctionName, Value: !Ref HelloFunction}
+      Statistic: Sum
+      Period: 60
+      EvaluationPeriods: 1
+      Threshold: 1
+      ComparisonOperator: GreaterThanOrEqualToThreshold
+      TreatMissingData: notBreaching
+Outputs:
+  HelloApi:
+    Value: !Sub "https://${ServerlessRestApi}.execute-api.${AWS::Region}.amazonaws.com/Prod/hello"
+"""
+
+HANDLER = """\
+def handler(event, context):
+    {body}
+    return {{"statusCode": 200, "body": "{answer}"}}
+"""
+
+
+def _write_app(folder: Path, answer: str, body: str = "pass") -> None:
+    (folder / "src").mkdir(parents=True, exist_ok=True)
+    (folder / "template.yaml").write_text(HELLO_TEMPLATE)
+    (folder / "src" / "app.py").write_text(HANDLER.format(answer=answer, body=body))
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+@pytest.fixture(scope="module")
+def fast_cloud(no_real_aws: list[str]) -> Any:
+    """A local cloud whose CodeDeploy and CloudWatch minutes last 0.2 s (a 5-minute canary: 1 s)."""
+    from localcloud import LocalCloud
+
+    cloud = LocalCloud(REPO / "sam-app" / "template.yaml", port=0, control=False, minute_s=0.2)
+    cloud.start()
+    try:
+        yield cloud
+    finally:
+        cloud.stop()
+
+
+def test_sam_deploy_updates_rolls_back_on_alarm_and_sam_delete_leaves_nothing(fast_cloud: Any, tmp_path: Path) -> None:
+    app = tmp_path / "hello"
+    _write_app(app, "v1")
+    deploy = ("sam", "deploy", "--stack-name", "hello", "--resolve-s3", "--no-confirm-changeset",
+              "--no-fail-on-empty-changeset", "--capabilities", "CAPABILITY_IAM", "--region", fast_cloud.region)
+    first = _cli(fast_cloud, *deploy, cwd=app)
+    assert first.returncode == 0, first.stdout + first.stderr
+    cfn = fast_cloud.client("cloudformation")
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in cfn.describe_stacks(StackName="hello")["Stacks"][0]["Outputs"]}
+    url = outputs["HelloApi"]
+    assert _get(url) == (200, "v1")
+
+    again = _cli(fast_cloud, *deploy, cwd=app)  # nothing changed: a no-op
+    assert again.returncode == 0 and "No changes to deploy" in again.stdout + again.stderr, again.stdout + again.stderr
+
+    _write_app(app, "v2")
+    second = _cli(fast_cloud, *deploy, cwd=app)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert _get(url) == (200, "v2")
+    lam = fast_cloud.client("lambda")
+    function = cfn.describe_stack_resource(StackName="hello", LogicalResourceId="HelloFunction")[
+        "StackResourceDetail"]["PhysicalResourceId"]
+    assert lam.get_alias(FunctionName=function, Name="live")["FunctionVersion"] == "2"
+
+    # a version that fails: its canary's errors set off the alarm, CodeDeploy moves traffic back, the stack rolls back
+    _write_app(app, "v3", body='raise RuntimeError("v3 is broken")')
+    stop = threading.Event()
+
+    def traffic() -> None:
+        while not stop.is_set():
+            _get(url)
+            time.sleep(0.01)
+
+    caller = threading.Thread(target=traffic, daemon=True)
+    caller.start()
+    try:
+        third = _cli(fast_cloud, *deploy, cwd=app)
+    finally:
+        stop.set()
+        caller.join()
+    assert third.returncode != 0, third.stdout
+    [stack] = cfn.describe_stacks(StackName="hello")["Stacks"]
+    assert stack["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE"
+    reasons = " ".join(e.get("ResourceStatusReason", "") for e in cfn.describe_stack_events(StackName="hello")["StackEvents"])
+    assert "HelloErrors" in reasons
+    assert lam.get_alias(FunctionName=function, Name="live")["FunctionVersion"] == "2"
+    assert all(_get(url) == (200, "v2") for _ in range(20))
+
+    deleted = _cli(fast_cloud, "sam", "delete", "--stack-name", "hello", "--no-prompts", "--region", fast_cloud.region,
+                   cwd=app)
+    assert deleted.returncode == 0, deleted.stdout + deleted.stderr
+    with pytest.raises(ClientError, match="does not exist"):
+        cfn.describe_stacks(StackName="hello")
+    names = {f["FunctionName"] for f in lam.list_functions()["Functions"]}
+    assert not any(n.startswith("hello-") for n in names)
+
+
+# --------------------------------------------------------------------------- what is refused, and how
+
+
+def _zip(source: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("index.py", source)
+    return buffer.getvalue()
+
+
+def _wait(cfn: Any, name: str, done: tuple[str, ...]) -> dict:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        [stack] = cfn.describe_stacks(StackName=name)["Stacks"]
+        if stack["StackStatus"] in done:
+            return stack
+        time.sleep(0.1)
+    raise AssertionError(f"{name} stayed {stack['StackStatus']}")
+
+
+def test_an_unsupported_resource_type_fails_the_create_with_its_reason(fast_cloud: Any) -> None:
+    cfn = fast_cloud.client("cloudformation")
+    template = {"Resources": {"Queue": {"Type": "AWS::SQS::Queue"},
+                              "Cluster": {"Type": "AWS::ECS::Cluster"}}}
+    cfn.create_stack(StackName="unsupported", TemplateBody=json.dumps(template))
+    stack = _wait(cfn, "unsupported", ("ROLLBACK_COMPLETE", "CREATE_COMPLETE"))
+    assert stack["StackStatus"] == "ROLLBACK_COMPLETE"
+    failed = [e for e in cfn.describe_stack_events(StackName="unsupported")["StackEvents"]
+              if e["ResourceStatus"] == "CREATE_FAILED"]
+    assert failed[0]["LogicalResourceId"] == "Cluster"
+    assert "AWS::ECS::Cluster is not supported" in failed[0]["ResourceStatusReason"]
+    queues = fast_cloud.client("sqs").list_queues(QueueNamePrefix="unsupported-").get("QueueUrls", [])
+    assert queues == []  # nothing made
+    cfn.delete_stack(StackName="unsupported")
+
+
+def test_a_template_that_fails_the_transform_fails_its_change_set(fast_cloud: Any) -> None:
+    cfn = fast_cloud.client("cloudformation")
+    broken = {"Transform": "AWS::Serverless-2016-10-31",
+              "Resources": {"Fn": {"Type": "AWS::Serverless::Function", "Properties": {"Runtime": "python3.13"}}}}
+    made = cfn.create_change_set(StackName="broken", ChangeSetName="one", ChangeSetType="CREATE",
+                                 TemplateBody=json.dumps(broken), Capabilities=["CAPABILITY_IAM"])
+    with pytest.raises(Exception):
+        cfn.get_waiter("change_set_create_complete").wait(ChangeSetName=made["Id"], WaiterConfig={"Delay": 1})
+    described = cfn.describe_change_set(ChangeSetName=made["Id"])
+    assert described["Status"] == "FAILED" and "Fn" in described["StatusReason"]
+
+
+def test_create_function_with_a_zip_then_invoke_through_the_cli(fast_cloud: Any, tmp_path: Path) -> None:
+    lam = fast_cloud.client("lambda")
+    lam.create_function(FunctionName="echo", Runtime="python3.13", Handler="index.handler",
+                        Role="arn:aws:iam::123456789012:role/echo",
+                        Code={"ZipFile": _zip("def handler(event, context):\n    return event\n")})
+    out = tmp_path / "out.json"
+    invoked = _cli(fast_cloud, "aws", "lambda", "invoke", "--function-name", "echo", "--cli-binary-format",
+                   "raw-in-base64-out", "--payload", '{"a": 1}', str(out))
+    assert invoked.returncode == 0, invoked.stderr
+    assert json.loads(out.read_text()) == {"a": 1}
+    lam.delete_function(FunctionName="echo")
+    with pytest.raises(lam.exceptions.ResourceNotFoundException):
+        lam.get_function(FunctionName="echo")
