@@ -6,7 +6,7 @@ import os
 import tomllib
 from pathlib import Path
 
-__all__ = ["host_code_dir"]
+__all__ = ["host_code_dir", "use_host_native_packages"]
 
 #: ELF ``e_machine`` of each CPU name ``os.uname()`` and ``sam build`` use
 _ELF_MACHINES = {"x86_64": 0x3E, "amd64": 0x3E, "aarch64": 0xB7, "arm64": 0xB7}
@@ -75,3 +75,11 @@ def _built_architecture(build: Path) -> str | None:
         if build.name in (definition.get("functions") or []):
             return str(definition.get("architecture") or "x86_64")
     return None
+
+
+def use_host_native_packages(folder: Path) -> list[str]:
+    """Swap the native packages of code built for another machine for this machine's; the INIT log's notes.
+
+    A stub until the substitution lands: nothing is changed, nothing is said.
+    """
+    return []
