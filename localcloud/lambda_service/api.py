@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -70,6 +71,8 @@ class LambdaApi:
         except Exception as e:  # noqa: BLE001 - a bug here is Lambda's ServiceException, not a dropped connection
             log.exception("Lambda API: %s %s failed", request.command, request.path)
             status, headers, body = self.codec.error("ServiceException", f"{type(e).__name__}: {e}", status=500)
+        if not any(name.lower() == "x-amzn-requestid" for name, _ in headers):
+            headers.append(("x-amzn-RequestId", str(uuid.uuid4())))
         request.respond(status, headers, body)
 
     def _answer(self, request: Request) -> tuple[int, list[tuple[str, str]], bytes]:
