@@ -528,7 +528,8 @@ class LambdaService:
                       "RevisionId": str(uuid.uuid4()), "LastModified": _now()}
             if params.get("Description") is not None:
                 config["Description"] = params["Description"]
-            spec = dataclasses.replace(fn.latest.spec, name=_runtime_key(fn.name, number), version=number)
+            spec = dataclasses.replace(fn.latest.spec, name=_runtime_key(fn.name, number), version=number,
+                                       reserved_concurrency=fn.reserved)
             self._register(spec)
             fn.last_version = int(number)
             fn.versions[number] = _Version(config, spec)

@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -40,6 +41,7 @@ UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 #: answers what it ran as; prints a line so the log has something of its own
 APP = '''
 import os
+import time
 TAG = "{tag}"
 print("app: imported")
 
@@ -50,6 +52,8 @@ def handler(event, context):
     if event.get("write"):
         with open(event["write"], "w") as f:
             f.write(TAG)
+    if event.get("sleep"):
+        time.sleep(event["sleep"])
     if event.get("noise"):
         print("n" * event["noise"])
     return {{"tag": TAG, "event_keys": sorted(event), "pid": os.getpid(),
@@ -82,7 +86,9 @@ def moto(no_real_aws: list[str]) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def cloud(moto: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
     """One runtime, service and API server for the module; each test makes functions of its own names."""
-    runtime = LambdaRuntime(account_concurrency=10, region=REGION, account_id=ACCOUNT)
+    sunk: list[tuple[str, str]] = []  # (log group's function, log stream) of each invocation
+    runtime = LambdaRuntime(account_concurrency=10, region=REGION, account_id=ACCOUNT,
+                            log_sink=lambda function, lines, stream: sunk.append((function, stream)))
     clients = Clients(moto, REGION)
     service = LambdaService(runtime, clients, code_root=tmp_path_factory.mktemp("code"),
                             region=REGION, account_id=ACCOUNT)
@@ -95,7 +101,7 @@ def cloud(moto: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simpl
                           config=Config(retries={"total_max_attempts": 1}, read_timeout=30))
     try:
         yield SimpleNamespace(runtime=runtime, service=service, client=client, url=url, s3=clients("s3"),
-                              records=records)
+                              records=records, sunk=sunk)
     finally:
         server.stop()
         runtime.stop()
@@ -313,6 +319,7 @@ def test_versions_and_an_alias_with_weighted_routing(cloud: SimpleNamespace) -> 
     assert response["ExecutedVersion"] == "1" and body["name"] == "weighted"
     assert re.fullmatch(r"\d{4}/\d\d/\d\d/\[1\][0-9a-f]{32}", body["stream"])
     assert body["arn"].endswith(":function:weighted:1")
+    assert cloud.sunk[-1] == ("weighted", body["stream"])  # logs go to /aws/lambda/weighted, not "weighted:1"
     assert re.search(r"^START RequestId: \S+ Version: 1$", base64.b64decode(response["LogResult"]).decode(), re.M)
 
     cloud.client.update_alias(FunctionName="weighted", Name="live", FunctionVersion="2", RoutingConfig={})
@@ -337,6 +344,26 @@ def test_reserved_concurrency_zero_throttles(cloud: SimpleNamespace) -> None:
     assert cloud.records[-1].function_name == "throttled" and cloud.records[-1].throttled
     cloud.client.delete_function_concurrency(FunctionName="throttled")
     assert invoke(cloud, "throttled")[0]["StatusCode"] == 200
+
+
+def test_a_reservation_covers_every_version_of_the_function(cloud: SimpleNamespace) -> None:
+    create(cloud, "reserved-one")
+    cloud.client.put_function_concurrency(FunctionName="reserved-one", ReservedConcurrentExecutions=1)
+    cloud.client.publish_version(FunctionName="reserved-one")  # published after the reservation: under it too
+    busy = threading.Thread(target=invoke, args=(cloud, "reserved-one", {"sleep": 1.0}))
+    busy.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not any(r.function == "reserved-one" and r.invocations == [] and r.spawned_at
+                      for r in cloud.runtime.records()):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        with pytest.raises(cloud.client.exceptions.TooManyRequestsException):
+            cloud.client.invoke(FunctionName="reserved-one", Qualifier="1")  # $LATEST has the one execution
+    finally:
+        busy.join()
+    assert invoke(cloud, "reserved-one", Qualifier="1")[0]["StatusCode"] == 200
+    cloud.client.delete_function_concurrency(FunctionName="reserved-one")
 
 
 def test_list_get_delete_and_account_settings(cloud: SimpleNamespace) -> None:
