@@ -145,7 +145,8 @@ class Environment:
         self.runtime = runtime
         self.spec = spec
         self.id = secrets.token_hex(16)
-        self.log_stream = f"{_dt.datetime.now(_dt.UTC):%Y/%m/%d}/[$LATEST]{self.id}"
+        # Lambda's stream name: YYYY/MM/DD/[VERSION]<32 hex>, whatever the runtime calls the function
+        self.log_stream = f"{_dt.datetime.now(_dt.UTC):%Y/%m/%d}/[{spec.version}]{self.id}"
         self.debug = debug  # (port, wait_for_client) under debugpy, else None
         self.record = EnvironmentRecord(
             id=self.id, function=spec.name, origin=runtime.origin, log_stream=self.log_stream,
@@ -259,6 +260,7 @@ class Environment:
         """Spawn the process and wait for its first GET next: None once it is ready, else how its init ended."""
         self._spawn()
         call.before.append(self.runtime.init_start_line(self.spec))
+        call.before += self.spec.init_notes
         spawned = self.record.spawned_at
         # under a debugger, the INIT phase lasts as long as it takes (waiting for the IDE too)
         outcome = self._wait(math.inf if self.debug else spawned + INIT_PHASE_TIMEOUT_S)
@@ -284,11 +286,16 @@ class Environment:
             call.deadline = now + self.spec.timeout_s
         call.invocation = Invocation.of(
             call.request_id, payload, deadline_ms=int((time.time() + (call.deadline - now)) * 1000),
-            function_arn=self.runtime.function_arn(self.spec.name), client_context=client_context,
+            function_arn=self.runtime.function_arn(self._qualified_name()), client_context=client_context,
             cognito_identity=cognito_identity)
         self.api.deliver(call.invocation)
         # the context still says the timeout, but a function stopped at a breakpoint is not killed
         return self._wait(math.inf if self.debug else call.deadline)
+
+    def _qualified_name(self) -> str:
+        """``f`` for $LATEST, ``f:N`` for a published version (the ARN a version's context reports)."""
+        spec = self.spec
+        return spec.function_name if spec.version == "$LATEST" else f"{spec.function_name}:{spec.version}"
 
     def _finish(self, call: _Call, outcome: Outcome) -> InvocationResult:
         peak = self._sample_peak()  # before a kill takes the process away
@@ -396,7 +403,7 @@ class Environment:
         )
         lines = [
             *call.before,
-            f"START RequestId: {request_id} Version: $LATEST",
+            f"START RequestId: {request_id} Version: {spec.version}",
             *ending.inside,
             f"END RequestId: {request_id}",
             report.line(),
@@ -410,6 +417,6 @@ class Environment:
             report=report,
             cold_start=call.cold,
             environment_id=self.id,
-            function_name=spec.name,
+            function_name=spec.function_name,
             log_stream=self.log_stream,
         )

@@ -154,8 +154,7 @@ class LambdaRuntime:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the local Lambda runtime is stopped")
-            others = sum(f.spec.reserved_concurrency or 0 for n, f in self._functions.items()
-                         if n != spec.name)
+            others = self._reserved_locked(exclude=spec.function_name)
             if others + (spec.reserved_concurrency or 0) > self.account_concurrency:
                 raise ValueError(
                     f"Specified ReservedConcurrentExecutions for function {spec.name} exceeds the "
@@ -169,6 +168,29 @@ class LambdaRuntime:
                 stale = _retire_locked(old, "replaced")
         for env in stale:
             env.kill("replaced")
+
+    def unregister(self, name: str) -> None:
+        """Remove a function: its idle environments are killed, busy ones once their invocation ends."""
+        with self._lock:
+            fn = self._functions.pop(name, None)
+            stale = _retire_locked(fn, "deleted") if fn is not None else []
+        for env in stale:
+            env.kill("deleted")
+
+    def set_reserved_concurrency(self, function_name: str, reserved: int | None) -> None:
+        """Change the reserved concurrency of every key of ``function_name``, without replacing its environments."""
+        if reserved is not None and reserved < 0:
+            raise ValueError("reserved_concurrency must be >= 0")
+        with self._lock:
+            others = self._reserved_locked(exclude=function_name)
+            if others + (reserved or 0) > self.account_concurrency:
+                raise ValueError(
+                    f"Specified ReservedConcurrentExecutions for function {function_name} exceeds the "
+                    f"account's concurrency ({self.account_concurrency}, {others} already reserved)"
+                )
+            for fn in self._functions.values():
+                if fn.spec.function_name == function_name:
+                    fn.spec = dataclasses.replace(fn.spec, reserved_concurrency=reserved)
 
     def functions(self) -> list[str]:
         with self._lock:
@@ -231,7 +253,8 @@ class LambdaRuntime:
             self._release(env)
         if self.log_sink is not None:
             try:
-                self.log_sink(name, list(result.log_lines), result.log_stream)
+                # the function's name, not the runtime key: every version logs to /aws/lambda/<function>
+                self.log_sink(env.spec.function_name, list(result.log_lines), result.log_stream)
             except Exception:  # noqa: BLE001 - the sink's failure is not the function's
                 log.exception("log_sink failed for %s", name)
         return result
@@ -246,11 +269,13 @@ class LambdaRuntime:
                 raise UnknownFunction(name, self.function_arn(name))
             reserved = fn.spec.reserved_concurrency
             if reserved is not None:
-                if fn.in_flight >= reserved:
+                # a function's reservation covers all its versions (keys of one function_name)
+                group = sum(f.in_flight for f in self._functions.values()
+                            if f.spec.function_name == fn.spec.function_name)
+                if group >= reserved:
                     raise Throttled(name, "ReservedFunctionConcurrentInvocationLimitExceeded")
             else:
-                pool = self.account_concurrency - sum(
-                    f.spec.reserved_concurrency or 0 for f in self._functions.values())
+                pool = self.account_concurrency - self._reserved_locked()
                 used = sum(f.in_flight for f in self._functions.values() if f.spec.reserved_concurrency is None)
                 if used >= pool:
                     raise Throttled(name, "ConcurrentInvocationLimitExceeded")
@@ -291,17 +316,27 @@ class LambdaRuntime:
                 out.append(env)
         return out
 
+    def _reserved_locked(self, exclude: str | None = None) -> int:
+        """The concurrency reserved by functions (each counted once, whatever its versions), but ``exclude``."""
+        per_function: dict[str, int] = {}
+        for f in self._functions.values():
+            if f.spec.function_name != exclude and f.spec.reserved_concurrency:
+                per_function[f.spec.function_name] = f.spec.reserved_concurrency
+        return sum(per_function.values())
+
     def _release(self, env: Environment) -> None:
         reason = None
         with self._lock:
-            fn = self._functions[env.spec.name]
-            fn.in_flight -= 1
             env.busy = False
             env.last_used = time.monotonic()
-            if env.dead or env.retire_reason or self._closed or env.exited():
-                if env in fn.envs:
+            fn = self._functions.get(env.spec.name)
+            if fn is None or env not in fn.envs:  # its function was unregistered meanwhile
+                reason = env.retire_reason or "deleted"
+            else:
+                fn.in_flight -= 1
+                if env.dead or env.retire_reason or self._closed or env.exited():
                     fn.envs.remove(env)
-                reason = env.retire_reason or ("shutdown" if self._closed else "exited")
+                    reason = env.retire_reason or ("shutdown" if self._closed else "exited")
         if reason is not None:
             env.kill(reason)
 
@@ -330,10 +365,10 @@ class LambdaRuntime:
             "_HANDLER": spec.handler,
             "LAMBDA_TASK_ROOT": str(spec.code_dir),
             "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{port}",
-            "AWS_LAMBDA_FUNCTION_NAME": spec.name,
-            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_NAME": spec.function_name,
+            "AWS_LAMBDA_FUNCTION_VERSION": spec.version,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
-            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.function_name}",
             "AWS_LAMBDA_LOG_STREAM_NAME": log_stream,
         })
         return env

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 __all__ = [
     "DEFAULT_ACCOUNT_ID",
     "INIT_PHASE_TIMEOUT_S",
+    "MAX_ASYNC_REQUEST_PAYLOAD",
     "MAX_REQUEST_PAYLOAD",
     "MAX_RESPONSE_PAYLOAD",
     "MEMORY_SAMPLE_INTERVAL_S",
@@ -17,11 +19,15 @@ __all__ = [
     "EnvironmentRecord",
     "FunctionSpec",
     "InvocationResult",
+    "InvokeRecord",
     "Report",
 ]
 
 #: Synchronous Invoke: largest request payload (RequestEntityTooLargeException beyond).
 MAX_REQUEST_PAYLOAD = 6 * 1024 * 1024  # 6,291,456
+#: Asynchronous (``Event``) Invoke: largest request payload, 1 MB since October 2025
+#: (https://docs.aws.amazon.com/lambda/latest/dg/API_Invoke.html).
+MAX_ASYNC_REQUEST_PAYLOAD = 1024 * 1024  # 1,048,576
 #: Largest response the Runtime API accepts (413 beyond, "6291556 bytes" in Lambda's messages).
 MAX_RESPONSE_PAYLOAD = 6 * 1024 * 1024 + 100  # 6,291,556
 #: On-demand INIT phase limit; a longer init goes on in the invoke phase, under the timeout.
@@ -72,6 +78,16 @@ class FunctionSpec:
     #: every new environment runs under debugpy on 127.0.0.1:debug_port (no timeout, one invocation)
     debug_port: int | None = None
     debug_wait: bool = True  # debugpy's --wait-for-client: start the handler only once a debugger is attached
+    #: Lambda's name for the function (AWS_LAMBDA_FUNCTION_NAME, the log group); "" means ``name``.
+    #: ``name`` is the runtime's key: ``f`` for $LATEST, ``f:3`` for version 3 (see LambdaService).
+    function_name: str = ""
+    version: str = "$LATEST"  # AWS_LAMBDA_FUNCTION_VERSION, the START line, the log stream's [VERSION]
+    #: lines the INIT log shows right after INIT_START (what was done to the code to run it here)
+    init_notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.function_name:
+            self.function_name = self.name
 
 
 @dataclass
@@ -158,8 +174,21 @@ class EnvironmentRecord:
     invocations: list[tuple[str, float, float, float]] = field(default_factory=list)
     stopped_at: float | None = None
     #: timeout | out_of_memory | exited | init_error | response_too_large | reclaimed |
-    #: replaced | reset | shutdown | debugged
+    #: replaced | reset | shutdown | debugged | deleted
     stop_reason: str | None = None
     pid: int | None = None
     log_stream: str = ""
     debug_port: int | None = None  # debugpy's port when the environment ran under the debugger
+
+
+@dataclass
+class InvokeRecord:
+    """One invoke attempt as the Lambda service saw it: what CloudWatch metrics and CodeDeploy count."""
+
+    function_name: str
+    resource: str | None  # None (unqualified or $LATEST), "f:alias" or "f:N", as called
+    executed_version: str
+    duration_ms: float
+    error: bool  # a function error (X-Amz-Function-Error)
+    throttled: bool
+    at: float = field(default_factory=time.time)

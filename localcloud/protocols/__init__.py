@@ -1,0 +1,1 @@
+"""AWS wire protocols, served: generic codecs driven by botocore's service models."""
