@@ -144,10 +144,3 @@ def _built_architecture(build: Path) -> str | None:
             return str(definition.get("architecture") or "x86_64")
     return None
 
-
-def use_host_native_packages(folder: Path) -> list[str]:
-    """Swap the native packages of code built for another machine for this machine's; the INIT log's notes.
-
-    A stub until the substitution lands: nothing is changed, nothing is said.
-    """
-    return []

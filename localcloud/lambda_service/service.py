@@ -131,6 +131,10 @@ class _Function:
     aliases: dict[str, dict[str, Any]] = field(default_factory=dict)  # AliasConfiguration by name
     last_version: int = 0  # version numbers are never reused, even after a delete
     reserved: int | None = None
+    key: str = ""  # its $LATEST's name in the runtime (versions: key:N); the function's name unless given
+
+    def __post_init__(self) -> None:
+        self.key = self.key or self.name
 
 
 def _now() -> str:
@@ -168,7 +172,7 @@ class LambdaService:
         self.code_root = Path(code_root)
         self.region = region
         self.account_id = account_id
-        #: set by the cloud: queues an Event invoke (runtime key, payload); None: a thread runs it now
+        #: set by the cloud: queues an Event invoke (name or name:version, payload); None: a thread runs it now
         self.async_submit: Callable[[str, bytes], None] | None = None
         #: called after every invoke attempt, throttles included (metrics, CodeDeploy)
         self.on_invoked: list[Callable[[InvokeRecord], None]] = []
@@ -358,9 +362,9 @@ class LambdaService:
                                   f"failed to satisfy constraint: Member must have value {bound}")
 
     def _spec(self, fn_name: str, version: str, config: dict[str, Any], code: _Code,
-              reserved: int | None) -> FunctionSpec:
+              reserved: int | None, key: str | None = None) -> FunctionSpec:
         return FunctionSpec(
-            name=_runtime_key(fn_name, version), function_name=fn_name, version=version,
+            name=_runtime_key(key or fn_name, version), function_name=fn_name, version=version,
             handler=config["Handler"], code_dir=code.folder,
             environment=dict((config.get("Environment") or {}).get("Variables") or {}),
             memory_mb=config["MemorySize"], timeout_s=float(config["Timeout"]), reserved_concurrency=reserved,
@@ -383,8 +387,9 @@ class LambdaService:
 
     # ----------------------------------------------------------------- functions
 
-    def create_function(self, params: dict, *, code_dir: Path | None = None) -> dict:
-        """CreateFunction: FunctionConfiguration. ``code_dir``: a local folder, used as is (instead of ``Code``)."""
+    def create_function(self, params: dict, *, code_dir: Path | None = None, runtime_key: str | None = None) -> dict:
+        """CreateFunction: FunctionConfiguration. ``code_dir``: a local folder, used as is (instead of ``Code``);
+        ``runtime_key``: the name its $LATEST runs under in the runtime (default: the function's name)."""
         name, qualifier = self._split(params.get("FunctionName", ""))
         if qualifier:
             raise _invalid(f"Unsupported qualifier in a new function's name: {qualifier}")
@@ -393,9 +398,10 @@ class LambdaService:
                 raise LambdaError("ResourceConflictException", f"Function already exist: {name}")
             code = self._code(params.get("Code"), code_dir)
             config = self._configuration(name, params, code)
-            spec = self._spec(name, "$LATEST", config, code, None)
+            spec = self._spec(name, "$LATEST", config, code, None, runtime_key)
             self._register(spec)
-            self._functions[name] = _Function(name, _Version(config, spec), code, tags=dict(params.get("Tags") or {}))
+            self._functions[name] = _Function(name, _Version(config, spec), code, tags=dict(params.get("Tags") or {}),
+                                              key=runtime_key or name)
             if params.get("Publish"):
                 self.publish_version(name, {})
             return dict(config)
@@ -410,7 +416,7 @@ class LambdaService:
             config = self._configuration(fn.name, update, code, fn.latest.config)
             if params.get("DryRun"):
                 return dict(config)
-            spec = self._spec(fn.name, "$LATEST", config, code, fn.reserved)
+            spec = self._spec(fn.name, "$LATEST", config, code, fn.reserved, fn.key)
             self._register(spec)
             fn.latest, fn.code = _Version(config, spec), code
             if params.get("Publish"):
@@ -423,7 +429,7 @@ class LambdaService:
             fn = self._unqualified(name)
             self._check_revision(params, fn.latest.config)
             config = self._configuration(fn.name, params, fn.code, fn.latest.config)
-            spec = self._spec(fn.name, "$LATEST", config, fn.code, fn.reserved)
+            spec = self._spec(fn.name, "$LATEST", config, fn.code, fn.reserved, fn.key)
             self._register(spec)
             fn.latest = _Version(config, spec)
             return dict(config)
@@ -528,7 +534,7 @@ class LambdaService:
                       "RevisionId": str(uuid.uuid4()), "LastModified": _now()}
             if params.get("Description") is not None:
                 config["Description"] = params["Description"]
-            spec = dataclasses.replace(fn.latest.spec, name=_runtime_key(fn.name, number), version=number,
+            spec = dataclasses.replace(fn.latest.spec, name=_runtime_key(fn.key, number), version=number,
                                        reserved_concurrency=fn.reserved)
             self._register(spec)
             fn.last_version = int(number)
@@ -682,11 +688,11 @@ class LambdaService:
         with self._lock:
             fn = self._function(name)
             if qualifier in (None, "$LATEST"):
-                return name, qualifier, name, "$LATEST"
+                return name, qualifier, fn.key, "$LATEST"
             if qualifier.isdigit():
                 if qualifier not in fn.versions:
                     raise self._not_found(name, qualifier)
-                return name, qualifier, _runtime_key(name, qualifier), qualifier
+                return name, qualifier, _runtime_key(fn.key, qualifier), qualifier
             alias = fn.aliases.get(qualifier)
             if alias is None:
                 raise self._not_found(name, qualifier)
@@ -697,7 +703,7 @@ class LambdaService:
                     version = other
                     break
                 pick -= weight
-            return name, qualifier, _runtime_key(name, version), version
+            return name, qualifier, _runtime_key(fn.key, version), version
 
     def resolve(self, target: str, qualifier: str | None = None) -> tuple[str, str]:
         """(runtime key, executed version) of a name, partial ARN or ARN, with or without :qualifier."""
@@ -726,41 +732,37 @@ class LambdaService:
         name, called, key, version = self._resolve(target, qualifier)
         if invocation_type == "DryRun":
             return Invocation(204, executed_version=version)
-        if invocation_type == "Event":
-            self._submit(key, payload)
+        if invocation_type == "Event":  # the version is picked now: the queued event runs that one
+            self._submit(name if version == "$LATEST" else f"{name}:{version}", payload)
             return Invocation(202, executed_version=version)
         resource = f"{name}:{called}" if called and called != "$LATEST" else None
         result = self._run(key, payload, name, resource, version, client_context)
         return Invocation(200, result.payload, result.function_error,
                           _tail(result.log_lines) if log_type == "Tail" else None, version, result)
 
-    def _submit(self, key: str, payload: bytes) -> None:
+    def _submit(self, target: str, payload: bytes) -> None:
         if self.async_submit is not None:
-            self.async_submit(key, payload)
+            self.async_submit(target, payload)
             return
+        self.run_event_in_background(target, payload)
+
+    def run_event_in_background(self, target: str, payload: bytes) -> None:
+        """Run an Event invoke in a thread of its own, once (no queue, no retries, no destination)."""
 
         def run() -> None:
             try:
-                self.run_event(key, payload)
+                self.invoke(target, payload)
             except Exception as e:  # noqa: BLE001 - nobody waits for an Event invoke
-                log.info("event invoke of %s failed: %s", key, e)
+                log.info("event invoke of %s failed: %s", target, e)
 
-        threading.Thread(target=run, name=f"lambda-event-{key}", daemon=True).start()
-
-    def run_event(self, key: str, payload: bytes) -> InvocationResult:
-        """Run a queued Event invoke of a runtime key now (what ``async_submit``'s queue calls); raises Throttled."""
-        name, _, version = key.partition(":")
-        return self._run(key, payload, name, key if version else None, version or "$LATEST", None,
-                         lambda_errors=False)
+        threading.Thread(target=run, name=f"lambda-event-{target}", daemon=True).start()
 
     def _run(self, key: str, payload: bytes, name: str, resource: str | None, version: str,
-             client_context: dict | None, *, lambda_errors: bool = True) -> InvocationResult:
+             client_context: dict | None) -> InvocationResult:
         try:
             result = self.runtime.invoke(key, payload, client_context=client_context)
         except Throttled as e:
             self._record(InvokeRecord(name, resource, version, 0.0, False, True))
-            if not lambda_errors:
-                raise
             raise LambdaError("TooManyRequestsException", "Rate Exceeded.", fields={"Reason": e.reason}) from None
         except UnknownFunction:
             raise self._not_found(name, None if version == "$LATEST" else version) from None
