@@ -47,7 +47,7 @@ class CloudFormationApi:
         except (CloudFormationError, QueryRequestError) as e:
             self._error(request, e.status, e.code, e.message, request_id)
             return
-        except Exception as e:  # noqa: BLE001 - a bug answered as AWS's internal error, not a dropped connection
+        except Exception as e:  # a bug answered as AWS's internal error, not a dropped connection
             log.exception("CloudFormation request failed")
             self._error(request, 500, "InternalFailure", f"{type(e).__name__}: {e}", request_id, sender=False)
             return

@@ -25,6 +25,7 @@ import copy
 import datetime as dt
 import json
 import logging
+import re
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -389,6 +390,30 @@ class CloudFormationService:
             stacks = [self._stack(name)] if name else list(self._by_name.values())
             return {"Stacks": [self._describe(s) for s in stacks]}
 
+    def list_stacks(self, params: Mapping[str, Any]) -> dict:
+        """Every stack, deleted ones too (AWS lists them for 90 days), optionally of the statuses given."""
+        wanted = set(params.get("StackStatusFilter") or [])
+        with self._lock:
+            summaries = []
+            for stack in reversed(list(self._by_id.values())):
+                if wanted and stack.status not in wanted:
+                    continue
+                described = self._describe(stack)
+                summary = {k: described[k] for k in ("StackId", "StackName", "CreationTime", "LastUpdatedTime",
+                                                     "DeletionTime", "StackStatus", "StackStatusReason",
+                                                     "DriftInformation") if k in described}
+                if "Description" in described:
+                    summary["TemplateDescription"] = described["Description"]
+                summaries.append(summary)
+            return {"StackSummaries": summaries}
+
+    def list_exports(self, params: Mapping[str, Any]) -> dict:
+        """The outputs with an ``Export`` name, of every stack not deleted."""
+        with self._lock:
+            return {"Exports": [{"ExportingStackId": stack.id, "Name": o["ExportName"], "Value": o["OutputValue"]}
+                                for stack in self._by_name.values()
+                                for o in self._describe(stack).get("Outputs", []) if "ExportName" in o]}
+
     def describe_stack_events(self, params: Mapping[str, Any]) -> dict:
         """Newest first, as CloudFormation lists them."""
         with self._lock:
@@ -545,7 +570,7 @@ class CloudFormationService:
         except DeployFailed as e:
             self._deploy_failed(cs, e, previous, emit)
             return
-        except Exception as e:  # noqa: BLE001 - a deployer's bug: the stack says so instead of hanging
+        except Exception as e:  # a deployer's bug: the stack says so instead of hanging
             log.exception("the deployer failed on stack %s", stack.name)
             with self._lock:
                 cs.execution_status = "EXECUTE_FAILED"
@@ -816,12 +841,27 @@ class CloudFormationService:
                 spec = declared.get(key) or {}
                 if isinstance(spec.get("Description"), str):
                     item["Description"] = spec["Description"]
-                export = (spec.get("Export") or {}).get("Name")
-                if isinstance(export, str):
+                export = self._plain_value((spec.get("Export") or {}).get("Name"), stack)
+                if export:
                     item["ExportName"] = export
                 outputs.append(item)
             out["Outputs"] = outputs
         return out
+
+    def _plain_value(self, value: Any, stack: _Stack) -> str:
+        """A string, a Ref to a parameter or pseudo parameter, or a Fn::Sub of those (an export's name); else ''."""
+        known = {**stack.values, "AWS::StackName": stack.name, "AWS::StackId": stack.id, "AWS::Region": self.region,
+                 "AWS::AccountId": self.account_id}
+        if isinstance(value, str):
+            return value
+        if isinstance(value, dict) and isinstance(value.get("Ref"), str):
+            return known.get(value["Ref"], "")
+        if isinstance(value, dict) and isinstance(value.get("Fn::Sub"), str):
+            text = value["Fn::Sub"]
+            names = re.findall(r"\$\{([^!}][^}]*)\}", text)
+            if all(n in known for n in names):
+                return re.sub(r"\$\{([^!}][^}]*)\}", lambda m: known[m.group(1)], text)
+        return ""
 
     @staticmethod
     def _resource_summary(r: _Resource) -> dict:
@@ -949,8 +989,6 @@ def _change(action: str, lid: str, rtype: str, physical: str = "", replacement: 
 
 def _names_in(value: Any) -> set[str]:
     """Every name a value refers to by Ref or in a Fn::Sub string (parameters among them)."""
-    import re
-
     found: set[str] = set()
     if isinstance(value, dict):
         for k, v in value.items():

@@ -144,7 +144,7 @@ def _scalar(kind: str, text: str) -> Any:
         try:
             return dt.datetime.fromtimestamp(float(text), dt.UTC)
         except ValueError:
-            return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+            return dt.datetime.fromisoformat(text)
     return text
 
 

@@ -73,6 +73,8 @@ TEMPLATE = textwrap.dedent("""\
         Value: !GetAtt HelloFunction.Arn
       TopicArn:
         Value: !Ref Notes
+        Export:
+          Name: !Sub "${AWS::StackName}-notes"
     """)
 
 
@@ -85,6 +87,8 @@ class FakeDeployer:
         self.gate: threading.Event | None = None
         self.deleted: list[str] = []
         self.templates: list[dict] = []  # every template deploy() was given
+        self.quiet = False  # raise DeployFailed without emitting the failure
+        self.crash = False  # fail with a bug (RuntimeError), not DeployFailed
 
     def deploy(self, stack_name: str, stack_id: str, template: dict, parameters: dict[str, str],
                previous: DeployedStack | None, emit: Any) -> DeployedStack:
@@ -102,7 +106,10 @@ class FakeDeployer:
             verb = "UPDATE" if lid in before else "CREATE"
             emit(ResourceEvent(lid, rtype, f"{verb}_IN_PROGRESS"))
             if lid in self.fail:
-                emit(ResourceEvent(lid, rtype, f"{verb}_FAILED", reason=self.fail[lid]))
+                if self.crash:
+                    raise RuntimeError(self.fail[lid])
+                if not self.quiet:
+                    emit(ResourceEvent(lid, rtype, f"{verb}_FAILED", reason=self.fail[lid]))
                 if previous is None:  # a create undoes its own work before it says it failed
                     self._delete(made, emit)
                 raise DeployFailed(lid, self.fail[lid], DeployedStack(made))
@@ -335,6 +342,8 @@ class TestCreate:
             "HelloArn": "arn:aws:lambda:us-east-1:123456789012:function:HelloFunction",
             "TopicArn": expected.refs["Notes"]}
         assert [o.get("Description") for o in stack["Outputs"]] == ["the function", None]
+        assert cfn.list_exports()["Exports"] == [
+            {"ExportingStackId": stack["StackId"], "Name": "greeter-notes", "Value": expected.refs["Notes"]}]
         assert {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]} == {
             "Greeting": "hi", "Secret": "****"}
         assert stack["Description"] == "greets" and stack["Capabilities"] == ["CAPABILITY_IAM"]
@@ -406,6 +415,38 @@ class TestCreate:
         cfn.delete_stack(StackName="greeter")
         cfn.get_waiter("stack_delete_complete").wait(StackName="greeter", WaiterConfig=FAST)
 
+    def test_a_failure_the_deployer_does_not_report_is_reported_for_it(
+            self, cfn: Any, deployer: FakeDeployer) -> None:
+        deployer.fail["Notes"], deployer.quiet = "topic quota", True
+        cfn.execute_change_set(ChangeSetName=_create(cfn, "greeter")["Id"])
+        with pytest.raises(botocore.exceptions.WaiterError):
+            cfn.get_waiter("stack_create_complete").wait(StackName="greeter", WaiterConfig=FAST)
+        assert _statuses(cfn, "greeter")[-3:] == [
+            ("Notes", "CREATE_FAILED"), ("greeter", "ROLLBACK_IN_PROGRESS"), ("greeter", "ROLLBACK_COMPLETE")]
+        failed = cfn.describe_stack_resource(StackName="greeter", LogicalResourceId="Notes")["StackResourceDetail"]
+        assert (failed["ResourceStatus"], failed["ResourceStatusReason"]) == ("CREATE_FAILED", "topic quota")
+
+    def test_a_deployer_that_crashes_leaves_the_stack_failed_with_the_reason(
+            self, cfn: Any, deployer: FakeDeployer) -> None:
+        deployer.fail["Notes"], deployer.crash = "a bug", True
+        cfn.execute_change_set(ChangeSetName=_create(cfn, "greeter")["Id"])
+        with pytest.raises(botocore.exceptions.WaiterError, match="ROLLBACK_FAILED"):
+            cfn.get_waiter("stack_create_complete").wait(StackName="greeter", WaiterConfig=FAST)
+        assert cfn.describe_stacks(StackName="greeter")["Stacks"][0]["StackStatusReason"] == \
+            "Internal failure: a bug"
+
+    def test_list_stacks_shows_deleted_stacks_too(self, cfn: Any) -> None:
+        _deployed(cfn, "greeter")
+        _deployed(cfn, "other")
+        cfn.delete_stack(StackName="other")
+        cfn.get_waiter("stack_delete_complete").wait(StackName="other", WaiterConfig=FAST)
+        listed = {s["StackName"]: s for s in cfn.list_stacks()["StackSummaries"]}
+        assert (listed["greeter"]["StackStatus"], listed["other"]["StackStatus"]) == (
+            "CREATE_COMPLETE", "DELETE_COMPLETE")
+        assert listed["greeter"]["TemplateDescription"] == "greets"
+        only = cfn.list_stacks(StackStatusFilter=["CREATE_COMPLETE"])["StackSummaries"]
+        assert [s["StackName"] for s in only] == ["greeter"]
+
     def test_an_unknown_stack_does_not_exist(self, cfn: Any) -> None:
         for call in (cfn.describe_stacks, cfn.describe_stack_events, cfn.list_stack_resources, cfn.get_template):
             with pytest.raises(botocore.exceptions.ClientError) as excinfo:
@@ -414,6 +455,19 @@ class TestCreate:
             assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
         with pytest.raises(cfn.exceptions.ChangeSetNotFoundException):
             cfn.describe_change_set(ChangeSetName="arn:aws:cloudformation:us-east-1:123456789012:changeSet/x/y")
+
+    def test_an_operation_it_does_not_implement_is_an_aws_shaped_error(self, cfn: Any) -> None:
+        with pytest.raises(botocore.exceptions.ClientError) as excinfo:
+            cfn.describe_stack_drift_detection_status(StackDriftDetectionId="x")
+        assert _aws_error(excinfo) == ("NotImplemented",
+                                       "The local cloud does not implement DescribeStackDriftDetectionStatus")
+        assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
+        conn = http.client.HTTPConnection("127.0.0.1", int(cfn.meta.endpoint_url.rsplit(":", 1)[1]))
+        conn.request("POST", "/", "Action=Nope&Version=2010-05-15",
+                     {"Content-Type": "application/x-www-form-urlencoded"})
+        answer = conn.getresponse()
+        assert answer.status == 400 and b"<Code>InvalidAction</Code>" in answer.read()
+        conn.close()
 
 
 def _processed(cfn: Any, stack: str) -> dict:
@@ -579,7 +633,7 @@ def test_sam_cli_deploys_lists_and_deletes_a_stack(moto_url: str, deployer: Fake
                    SAM_CLI_POLL_DELAY="0.2", HOME=str(tmp_path))
 
         def sam(*args: str) -> str:
-            done = subprocess.run([str(SAM), *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+            done = subprocess.run([str(SAM), *args], check=False, cwd=tmp_path, env=env, capture_output=True, text=True,
                                   timeout=120)
             assert done.returncode == 0, f"sam {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
             return done.stdout + done.stderr
