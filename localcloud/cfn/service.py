@@ -15,7 +15,7 @@ the result minus ``ResponseMetadata``), so ``localcloud.cfn.api`` is only a code
 Executions and deletions run in a background thread, as CloudFormation's do; the call that starts
 one waits up to ``settle_s`` for it, so a client that polls every 30 s (SAM CLI's delete waiter,
 boto3's default waiters) sees a quick deploy finished at its first poll.
-Statuses and messages: https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/stack-resource-configuration-complete.html
+Statuses: https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/view-stack-events.html
 and https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_Stack.html
 """
 
@@ -515,12 +515,10 @@ class CloudFormationService:
             out["Description"] = str(original["Description"])
         if original.get("Metadata") is not None:
             out["Metadata"] = json.dumps(original["Metadata"])
-        needed = _capabilities_needed(template.processed or original)
+        needed, types = _capabilities_needed(template.processed or original)
         if needed:
-            out["Capabilities"], out["CapabilitiesReason"] = [needed], \
-                "The following resource(s) require capabilities: [" + ", ".join(
-                    sorted({r["Type"] for r in (template.processed or original).get("Resources", {}).values()
-                            if r.get("Type") in _IAM_TYPES})) + "]"
+            out["Capabilities"] = [needed]
+            out["CapabilitiesReason"] = f"The following resource(s) require capabilities: [{', '.join(types)}]"
         return out
 
     def validate_template(self, params: Mapping[str, Any]) -> dict:
@@ -940,22 +938,24 @@ def _parameter_values(template: Mapping[str, Any], given: list[Mapping[str, Any]
     return {k: values[k] if k in values else _as_str(spec["Default"]) for k, spec in declared.items()}
 
 
-def _capabilities_needed(template: Mapping[str, Any]) -> str:
-    """CAPABILITY_NAMED_IAM, CAPABILITY_IAM or '' for the IAM resources of ``template``."""
-    needed = ""
+def _capabilities_needed(template: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """(CAPABILITY_NAMED_IAM, CAPABILITY_IAM or '', the IAM resource types that need it) of ``template``."""
+    needed, types = "", set()
     for resource in (template.get("Resources") or {}).values():
         rtype = resource.get("Type") if isinstance(resource, dict) else None
         if rtype in _IAM_TYPES:
+            types.add(rtype)
             name_prop = _IAM_TYPES[rtype]
             if name_prop and (resource.get("Properties") or {}).get(name_prop):
-                return "CAPABILITY_NAMED_IAM"
-            needed = "CAPABILITY_IAM"
-    return needed
+                needed = "CAPABILITY_NAMED_IAM"
+            elif not needed:
+                needed = "CAPABILITY_IAM"
+    return needed, sorted(types)
 
 
 def _check_capabilities(template: Mapping[str, Any], given: list[str]) -> None:
     # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/control-access-with-iam.html#using-iam-capabilities
-    needed = _capabilities_needed(template)
+    needed, _ = _capabilities_needed(template)
     if needed == "CAPABILITY_NAMED_IAM" and needed not in given or \
             needed == "CAPABILITY_IAM" and not ({"CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"} & set(given)):
         raise CloudFormationError("InsufficientCapabilitiesException", f"Requires capabilities : [{needed}]")

@@ -389,6 +389,7 @@ class TestCreate:
         assert summary["Parameters"][0]["ParameterConstraints"] == {"AllowedValues": ["hello", "hi"]}
         assert summary["DeclaredTransforms"] == ["AWS::Serverless-2016-10-31"]
         assert summary["Capabilities"] == ["CAPABILITY_IAM"] and summary["Version"] == "2010-09-09"
+        assert summary["CapabilitiesReason"] == "The following resource(s) require capabilities: [AWS::IAM::Role]"
         assert cfn.validate_template(TemplateBody=TEMPLATE)["Description"] == "greets"
 
     def test_a_failed_create_is_rolled_back(self, cfn: Any, deployer: FakeDeployer) -> None:
