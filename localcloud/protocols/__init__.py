@@ -1,1 +1,1 @@
-"""AWS wire protocols, served: generic codecs driven by botocore's service models."""
+"""Codecs of AWS API protocols (query, rest-json), driven by botocore's service models."""
