@@ -764,6 +764,17 @@ class CloudFormationService:
 
     # ================================================================= lookups and records
 
+    def deployed(self, stack_name: str) -> DeployedStack | None:
+        """What the stack ``stack_name`` runs now (its last deploy that completed), or None."""
+        with self._lock:
+            stack = self._active(stack_name)
+            return stack.deployed if stack is not None else None
+
+    def deployed_stacks(self) -> list[DeployedStack]:
+        """Every stack's last completed deploy (to stop what they run)."""
+        with self._lock:
+            return [s.deployed for s in self._by_name.values() if s.deployed is not None]
+
     def _active(self, name: str) -> _Stack | None:
         if name.startswith("arn:"):
             stack = self._by_id.get(name)

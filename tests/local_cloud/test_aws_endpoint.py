@@ -55,7 +55,7 @@ def test_the_workshop_stack_is_a_cloudformation_stack_with_lambda_functions(sns_
 
     answer = lam.invoke(FunctionName=functions["PingFunction"], Payload=b"{}", LogType="Tail")
     assert answer["StatusCode"] == 200 and "FunctionError" not in answer
-    assert json.loads(json.loads(answer["Payload"].read())["body"]) == {"message": "pong"}
+    assert json.loads(json.loads(answer["Payload"].read())["body"]) == {"ok": True}
     tail = base64.b64decode(answer["LogResult"]).decode()
     assert tail.rstrip("\n").splitlines()[-1].startswith("REPORT RequestId: ")
     # its logs where Lambda puts them: /aws/lambda/<physical name>, one stream per execution environment
