@@ -183,9 +183,11 @@ class LocalCloud:
         self.lambda_service = LambdaService(self.runtime, self._clients, code_root=self.cache_dir / "code",
                                             region=self.region, account_id=self.account_id)
         self.lambda_service.async_submit = self._submit_event
-        self._metrics = LambdaMetrics(self._clients)
+        # a compressed minute needs metrics and alarm states as fresh as the traffic shifts they guard
+        tick = min(0.5, self.minute_s / 8)
+        self._metrics = LambdaMetrics(self._clients, flush_interval_s=tick)
         self.lambda_service.on_invoked.append(self._metrics.record)
-        self._alarms = AlarmEvaluator(self._clients, period_scale=self.minute_s / 60.0)
+        self._alarms = AlarmEvaluator(self._clients, interval_s=2 * tick, period_scale=self.minute_s / 60.0)
         self._alarms.start()
         self._endpoint.serve("lambda", LambdaApi(self.lambda_service))
 
@@ -228,8 +230,20 @@ class LocalCloud:
         self.deployer.logical_runtime_names.add(self.stack_name)
         try:
             self.cloudformation.deploy(self.stack_name, translation.template, parameters)
-        except (DeployFailed, CloudFormationError) as e:
-            raise CloudError(f"deploying the stack {self.stack_name} failed: {getattr(e, 'reason', None) or e}") from None
+        except DeployFailed as e:
+            raise CloudError(f"deploying the stack {self.stack_name} failed: {self._first_failure() or e.reason}") from None
+        except CloudFormationError as e:
+            raise CloudError(f"deploying the stack {self.stack_name} failed: {e}") from None
+
+    def _first_failure(self) -> str | None:
+        """The first failed event's resource and reason: what went wrong, before the rollback's own events."""
+        events = self.cloudformation.describe_stack_events({"StackName": self.stack_name})["StackEvents"]
+        for event in reversed(events):  # newest first
+            if event["ResourceStatus"].endswith("_FAILED") and event.get("ResourceStatusReason"):
+                lid = event["LogicalResourceId"]
+                prefix = "" if lid == self.stack_name else f"{lid}: "
+                return prefix + event["ResourceStatusReason"]
+        return None
 
     def _verifier(self, stack: Stack) -> CognitoVerifier | None:
         """The token verifier of a stack's Cognito authorizer (None when its API has none)."""

@@ -49,7 +49,7 @@ class UnknownFunction(KeyError):
 
 
 class RequestTooLarge(ValueError):
-    """Lambda's ``RequestEntityTooLargeException``: an event over 6 MB."""
+    """Lambda's ``RequestTooLargeException``: an event over 6 MB."""
 
-    code = "RequestEntityTooLargeException"
+    code = "RequestTooLargeException"
     status = 413

@@ -6,6 +6,7 @@ import sys
 from workshop.cli import main
 
 if __name__ == "__main__":
-    if hasattr(signal, "SIGPIPE"):  # `python -m workshop logs X | head` ends quietly
+    # `python -m workshop logs X | head` ends quietly; not `up`, a server: a client gone must not kill it
+    if hasattr(signal, "SIGPIPE") and sys.argv[1:2] != ["up"]:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     sys.exit(main())

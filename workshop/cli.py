@@ -131,6 +131,14 @@ def _check_function(state: dict[str, Any], name: str) -> None:
         raise WorkshopError(f"unknown function {name!r}; the functions are: {', '.join(functions)}", EXIT_USAGE)
 
 
+def _lambda_name(state: dict[str, Any], logical_id: str) -> str:
+    """The Lambda name CloudFormation gave a function of the stack (``thumbnailr-PingFunction-...``), asked of
+    CloudFormation as ``sam logs`` asks it."""
+    resource = _client(state, "cloudformation").describe_stack_resource(
+        StackName=state.get("StackName") or "thumbnailr", LogicalResourceId=logical_id)
+    return resource["StackResourceDetail"]["PhysicalResourceId"]
+
+
 # --------------------------------------------------------------------------- up / down / status
 
 
@@ -479,7 +487,7 @@ def _cmd_logs(args: argparse.Namespace) -> int:
     state = _running_state(config.state_file())
     _check_function(state, args.function)
     logs = _client(state, "logs")
-    group = f"/aws/lambda/{args.function}"
+    group = f"/aws/lambda/{_lambda_name(state, args.function)}"
     start = _since_ms(args.since)
     seen: set[str] = set()
 

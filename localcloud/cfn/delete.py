@@ -49,7 +49,8 @@ def delete_leftovers(stack: Stack, clients: Clients, internal_queues: Sequence[s
     (``internal_queues``, in the order they were made), the alarms on its functions and their log groups."""
     done = _delete_queues(clients("sqs"), reversed(internal_queues))
     functions = {fn.name for fn in stack.functions()}
-    done += _delete_alarms(clients("cloudwatch"), functions)
+    # alarms may name a function as Lambda does or as the runtime runs it (the workshop's stack: its logical id)
+    done += _delete_alarms(clients("cloudwatch"), functions | {fn.logical_id for fn in stack.functions()})
     done += _delete_log_groups(clients("logs"), functions)
     return done
 

@@ -66,6 +66,7 @@ class _Running:
     stack: Stack
     gateway: LocalApiGateway | None = None
     event_sources: EventSources | None = None
+    port: int | None = None  # the API's port, kept across updates and rollbacks (its URL is in the outputs)
     #: what this deploy changed, in order: (logical id, type, undo) — run in reverse by a rollback
     changes: list[tuple[str, str, Callable[[], None]]] = field(default_factory=list)
     #: after a delete: the local cloud's own queues behind the event sources (for ``delete_leftovers``), and
@@ -125,9 +126,10 @@ class CloudDeployer:
                 current = lid
                 self._apply(running, old, lid, emit)
             current = None
+            port = old.port if old is not None else None  # the API keeps its URL
             if old is not None:
                 self._stop_parts(old)
-            self._start_parts(running, old)
+            self._start_parts(running, port)
         except Exception as e:  # noqa: BLE001 - any failure rolls back
             reason = _reason(e)
             if current is not None:
@@ -160,7 +162,7 @@ class CloudDeployer:
                     continue
                 emit(ResourceEvent(lid, rtype, "DELETE_COMPLETE" if created else "UPDATE_COMPLETE"))
         if previous is not None:
-            self._start_parts(previous.state, None)
+            self._start_parts(previous.state, previous.state.port)
 
     def delete(self, stack_name: str, deployed: DeployedStack, emit: Callable[[ResourceEvent], None]) -> None:
         """Stop the stack's API and event sources, then delete its resources in reverse dependency order."""
@@ -367,7 +369,7 @@ class CloudDeployer:
 
     # ----------------------------------------------------------------- what runs: API, event sources
 
-    def _start_parts(self, running: _Running, old: _Running | None) -> None:
+    def _start_parts(self, running: _Running, port: int | None = None) -> None:
         from localcloud.event_sources.sources import EventSources
 
         if running.event_sources is not None:  # running already (a refused update changed nothing)
@@ -380,8 +382,8 @@ class CloudDeployer:
         running.event_sources = sources
         routes = stack.routes()
         if routes:
-            port = old.gateway.port if old is not None and old.gateway is not None else self.api_port(stack.stack_name)
-            running.gateway = self._gateway(stack, routes, port)
+            running.gateway = self._gateway(stack, routes, port or self.api_port(stack.stack_name))
+            running.port = running.gateway.port
 
     def _gateway(self, stack: Stack, routes: list, port: int) -> LocalApiGateway:
         from localcloud.apigateway.gateway import LocalApiGateway, Route
@@ -425,6 +427,10 @@ class CloudDeployer:
         try:
             return self.functions.invoke(target, payload).result
         except LambdaError as e:
+            runtime = self.functions.runtime
+            if e.code == "ResourceNotFoundException" and target in runtime.functions():
+                # registered with the runtime alone (a notebook's toy function): it runs, as it did before
+                return runtime.invoke(target, payload)
             if e.code == "TooManyRequestsException":
                 raise Throttled(target.split(":", 1)[0], getattr(e, "reason", "") or "ConcurrentInvocationLimitExceeded") from None
             raise

@@ -195,7 +195,8 @@ def dependencies(lid: str, resources: Mapping[str, Mapping[str, Any]], condition
     for dep in [depends_on] if isinstance(depends_on, str) else depends_on:
         if dep in resources:
             deps.append(dep)
-    for ref in refs_in(resource.get("Properties") or {}, condition):
+    # a reference in an UpdatePolicy counts too (SAM's alias names its CodeDeploy deployment group there)
+    for ref in refs_in([resource.get("Properties") or {}, resource.get("UpdatePolicy") or {}], condition):
         if ref in resources and ref not in deps:
             deps.append(ref)
     return deps

@@ -63,7 +63,7 @@ class LambdaApi:
         except LambdaError as e:
             status, headers, body = self.codec.error(e.code, e.message, status=e.status, fields=e.fields)
         except BadRequest as e:
-            code = "RequestEntityTooLargeException" if e.status == 413 else "InvalidRequestContentException"
+            code = "RequestTooLargeException" if e.status == 413 else "InvalidRequestContentException"
             status, headers, body = self.codec.error(code, e.message, status=e.status)
             headers.append(("Connection", "close"))
         except (ConnectionError, TimeoutError):

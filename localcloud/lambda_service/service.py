@@ -54,7 +54,7 @@ _STATUS = {
     "ResourceNotFoundException": 404,
     "ResourceConflictException": 409,
     "PreconditionFailedException": 412,
-    "RequestEntityTooLargeException": 413,
+    "RequestTooLargeException": 413,
     "TooManyRequestsException": 429,
     "ServiceException": 500,
 }
@@ -722,7 +722,7 @@ class LambdaService:
         # https://docs.aws.amazon.com/lambda/latest/dg/API_Invoke.html: 6 MB synchronous, 1 MB asynchronous
         limit = MAX_ASYNC_REQUEST_PAYLOAD if invocation_type == "Event" else MAX_REQUEST_PAYLOAD
         if len(payload) > limit:
-            raise LambdaError("RequestEntityTooLargeException",
+            raise LambdaError("RequestTooLargeException",
                               f"Request must be smaller than {limit} bytes for the InvokeFunction operation")
         try:
             json.loads(payload)
@@ -767,7 +767,7 @@ class LambdaService:
         except UnknownFunction:
             raise self._not_found(name, None if version == "$LATEST" else version) from None
         except RequestTooLarge as e:
-            raise LambdaError("RequestEntityTooLargeException", str(e)) from None
+            raise LambdaError("RequestTooLargeException", str(e)) from None
         self._record(InvokeRecord(name, resource, version, result.report.duration_ms,
                                   bool(result.function_error), False))
         return result

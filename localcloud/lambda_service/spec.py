@@ -23,7 +23,7 @@ __all__ = [
     "Report",
 ]
 
-#: Synchronous Invoke: largest request payload (RequestEntityTooLargeException beyond).
+#: Synchronous Invoke: largest request payload (RequestTooLargeException beyond).
 MAX_REQUEST_PAYLOAD = 6 * 1024 * 1024  # 6,291,456
 #: Asynchronous (``Event``) Invoke: largest request payload, 1 MB since October 2025
 #: (https://docs.aws.amazon.com/lambda/latest/dg/API_Invoke.html).

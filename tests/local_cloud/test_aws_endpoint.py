@@ -175,10 +175,10 @@ def _get(url: str) -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 def fast_cloud(no_real_aws: list[str]) -> Any:
-    """A local cloud whose CodeDeploy and CloudWatch minutes last 0.2 s (a 5-minute canary: 1 s)."""
+    """A local cloud whose CodeDeploy and CloudWatch minutes last 0.5 s (a 5-minute canary: 2.5 s)."""
     from localcloud import LocalCloud
 
-    cloud = LocalCloud(REPO / "sam-app" / "template.yaml", port=0, control=False, minute_s=0.2)
+    cloud = LocalCloud(REPO / "sam-app" / "template.yaml", port=0, control=False, minute_s=0.5)
     cloud.start()
     try:
         yield cloud
@@ -297,8 +297,8 @@ def test_create_function_with_a_zip_then_invoke_through_the_cli(fast_cloud: Any,
                         Role="arn:aws:iam::123456789012:role/echo",
                         Code={"ZipFile": _zip("def handler(event, context):\n    return event\n")})
     out = tmp_path / "out.json"
-    invoked = _cli(fast_cloud, "aws", "lambda", "invoke", "--function-name", "echo", "--cli-binary-format",
-                   "raw-in-base64-out", "--payload", '{"a": 1}', str(out))
+    invoked = _cli(fast_cloud, "aws", "lambda", "invoke", "--function-name", "echo", "--payload", '{"a": 1}',
+                   str(out))  # AWS CLI v1 sends --payload as it is
     assert invoked.returncode == 0, invoked.stderr
     assert json.loads(out.read_text()) == {"a": 1}
     lam.delete_function(FunctionName="echo")

@@ -339,7 +339,7 @@ class TestCreate:
         expected = Stack.from_template(_processed(cfn, "greeter"), parameters={"Greeting": "hi"},
                                        stack_name="greeter").predict()
         assert {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]} == {
-            "HelloArn": "arn:aws:lambda:us-east-1:123456789012:function:HelloFunction",
+            "HelloArn": f"arn:aws:lambda:us-east-1:123456789012:function:{expected.refs['HelloFunction']}",
             "TopicArn": expected.refs["Notes"]}
         assert [o.get("Description") for o in stack["Outputs"]] == ["the function", None]
         assert cfn.list_exports()["Exports"] == [
@@ -363,14 +363,14 @@ class TestCreate:
         summaries = {r["LogicalResourceId"]: r for r in
                      cfn.list_stack_resources(StackName="greeter")["StackResourceSummaries"]}
         assert set(summaries) == {"HelloFunction", "HelloFunctionRole", "Notes"}
-        assert summaries["HelloFunction"]["PhysicalResourceId"] == "HelloFunction"
+        assert summaries["HelloFunction"]["PhysicalResourceId"] == expected.refs["HelloFunction"]
         assert summaries["Notes"]["PhysicalResourceId"] == expected.refs["Notes"]
         assert {r["ResourceStatus"] for r in summaries.values()} == {"CREATE_COMPLETE"}
         detail = cfn.describe_stack_resource(StackName="greeter", LogicalResourceId="Notes")["StackResourceDetail"]
         assert (detail["ResourceType"], detail["StackId"]) == ("AWS::SNS::Topic", stack["StackId"])
         resources = cfn.describe_stack_resources(StackName=stack["StackId"], LogicalResourceId="HelloFunction")
         assert [r["ResourceType"] for r in resources["StackResources"]] == ["AWS::Lambda::Function"]
-        by_physical = cfn.describe_stack_resources(PhysicalResourceId="HelloFunction")["StackResources"]
+        by_physical = cfn.describe_stack_resources(PhysicalResourceId=expected.refs["HelloFunction"])["StackResources"]
         assert [r["StackName"] for r in by_physical] == ["greeter"]
         with pytest.raises(botocore.exceptions.ClientError, match="Resource Nope does not exist for stack greeter"):
             cfn.describe_stack_resource(StackName="greeter", LogicalResourceId="Nope")
@@ -486,7 +486,7 @@ class TestUpdate:
         assert cs["Status"] == "CREATE_COMPLETE"
         changes = {c["ResourceChange"]["LogicalResourceId"]: c["ResourceChange"] for c in cs["Changes"]}
         assert {lid: c["Action"] for lid, c in changes.items()} == {"HelloFunction": "Modify", "More": "Add"}
-        assert changes["HelloFunction"]["PhysicalResourceId"] == "HelloFunction"
+        assert changes["HelloFunction"]["PhysicalResourceId"].startswith("greeter-HelloFunction-")
         assert changes["HelloFunction"]["Replacement"] == "False"
         cfn.execute_change_set(ChangeSetName=cs["ChangeSetId"])
         cfn.get_waiter("stack_update_complete").wait(StackName="greeter", WaiterConfig=FAST)
@@ -646,7 +646,7 @@ def test_sam_cli_deploys_lists_and_deletes_a_stack(moto_url: str, deployer: Fake
         # THEN SAM CLI saw the change set, the events and the outputs
         assert "Successfully created/updated stack - ping in us-east-1" in first, first
         assert "PingFunction" in first and "AWS::Lambda::Function" in first
-        assert "arn:aws:lambda:us-east-1:123456789012:function:PingFunction" in first
+        assert "arn:aws:lambda:us-east-1:123456789012:function:ping-" in first.replace("\n", "").replace(" ", "")
         assert re.search(r"CREATE_COMPLETE\s+AWS::CloudFormation::S\s+ping", first), first  # its events table
         # the template came by TemplateURL from the bucket, with the function's code uploaded there
         code = deployer.templates[-1]["Resources"]["PingFunction"]["Properties"]["Code"]
@@ -659,11 +659,13 @@ def test_sam_cli_deploys_lists_and_deletes_a_stack(moto_url: str, deployer: Fake
         assert "No changes to deploy. Stack ping is up to date" in again, again
         outputs = json.loads(sam("list", "stack-outputs", "--stack-name", "ping", "--output", "json",
                                  "--region", REGION))
-        assert outputs == [{"OutputKey": "PingArn", "OutputValue":
-                            "arn:aws:lambda:us-east-1:123456789012:function:PingFunction", "Description": ""}]
+        [output] = outputs
+        assert output["OutputKey"] == "PingArn" and re.fullmatch(
+            r"arn:aws:lambda:us-east-1:123456789012:function:ping-PingFunction-[A-Z0-9]{12}", output["OutputValue"])
         resources = json.loads(sam("list", "resources", "--stack-name", "ping", "--output", "json",
                                    "--region", REGION))
-        assert {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources}["PingFunction"] == "PingFunction"
+        physical = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources}["PingFunction"]
+        assert output["OutputValue"].endswith(f":function:{physical}")
         # AND deleted, it is gone
         sam("delete", "--stack-name", "ping", "--no-prompts", "--region", REGION)
         with pytest.raises(botocore.exceptions.ClientError, match="Stack with id ping does not exist"):

@@ -235,7 +235,7 @@ def test_payload_limits_sync_6_mb_async_1_mb(cloud: SimpleNamespace) -> None:
         with pytest.raises(ClientError) as info:
             cloud.client.invoke(FunctionName="limits", InvocationType=kind, Payload=payload(size))
         code, status, message = error_of(info)
-        assert (code, status) == ("RequestEntityTooLargeException", 413)
+        assert (code, status) == ("RequestTooLargeException", 413)
         assert message == f"Request must be smaller than {size - 1} bytes for the InvokeFunction operation"
     # 2 MB: over the async limit only
     assert cloud.client.invoke(FunctionName="limits", Payload=json.dumps({"a": "x" * 2_000_000}).encode())[

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import textwrap
 from pathlib import Path
 
@@ -69,7 +70,9 @@ def test_every_function_is_found_with_its_handler_and_settings(sns: Stack) -> No
         source = code / (module.replace(".", "/") + ".py")
         assert source.is_file(), f"{lid}'s handler module {module} is not in {code}"
         assert f"def {function}(" in source.read_text()
-        assert fn.arn == f"arn:aws:lambda:us-east-1:123456789012:function:{lid}"
+        # named as CloudFormation names what a template does not: stack-LogicalId-SUFFIX, at most 64 characters
+        assert re.fullmatch(rf"thumbnailr-{lid}-[A-Z0-9]{{12}}", fn.name) and len(fn.name) <= 64
+        assert fn.arn == f"arn:aws:lambda:us-east-1:123456789012:function:{fn.name}"
 
 
 def test_environment_is_resolved_to_strings(sns: Stack, stream: Stack) -> None:
@@ -140,7 +143,7 @@ def test_routes_with_their_auth(sns: Stack) -> None:
             if event["Type"] == "Api":
                 p = event["Properties"]
                 authorizer = (p.get("Auth") or {}).get("Authorizer", default_auth)
-                expected[(p["Method"].upper(), p["Path"])] = (lid, authorizer != "NONE")
+                expected[(p["Method"].upper(), p["Path"])] = (sns.refs[lid], authorizer != "NONE")
     assert {k: (r.function, r.authorized) for k, r in routes.items()} == expected
     assert routes[("GET", "/ping")].authorized is False
     assert sns.stage_name("ThumbnailApi") == "Prod"
@@ -153,7 +156,7 @@ def test_s3_notification_with_prefix(sns: Stack) -> None:
     assert notification.bucket == sns.outputs()["PhotosBucketName"]
     assert notification.events == ["s3:ObjectCreated:*"]
     assert notification.filter_rules == [{"Name": "prefix", "Value": "photos/"}]
-    assert notification.function == "PhotoUploadedFunction"
+    assert notification.function == sns.refs["PhotoUploadedFunction"]
 
 
 def test_dependency_order(sns: Stack, stream: Stack) -> None:
