@@ -222,7 +222,9 @@ class LocalCloud:
         build_root = self.template_path.parent / ".aws-sam" / "build"
         code_dirs: dict[str, Path] = {}
         for lid, source in translation.code_uris.items():
-            if source is not None:
+            if source is not None and source.is_file():  # a zip: unpacked by the Lambda service
+                code_dirs[lid] = source
+            elif source is not None:
                 code_dir, why = host_code_dir(source, build_root / lid)
                 self.code_dirs[lid] = (code_dir, why)
                 code_dirs[lid] = code_dir

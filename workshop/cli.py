@@ -214,7 +214,16 @@ def _cmd_up(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, lambda *_: stop.set())
                 for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     echo, access = _printers(args.quiet)
-    cloud = LocalCloud(**config.local_cloud_options(), port=args.port, dispatch=args.dispatch, parameters=parameters,
+    options = config.local_cloud_options()
+    if args.template is not None:  # another SAM app: its own stack name, unless given
+        template = Path(args.template).expanduser().resolve()
+        if not template.is_file():
+            lock_file.close()
+            raise WorkshopError(f"--template {args.template}: no such file", EXIT_USAGE)
+        options.update(template=template, stack_name=args.stack_name or _stack_name_for(template))
+    elif args.stack_name:
+        options["stack_name"] = args.stack_name
+    cloud = LocalCloud(**options, port=args.port, dispatch=args.dispatch, parameters=parameters,
                        echo_logs=echo, on_request=access)
     try:
         print(f"Starting the local cloud (dispatch: {args.dispatch})...", flush=True)
@@ -242,6 +251,12 @@ def _cmd_up(args: argparse.Namespace) -> int:
             lock_file.close()
     print("Stopped.", flush=True)
     return EXIT_OK
+
+
+def _stack_name_for(template: Path) -> str:
+    """A stack name from the template's folder (``sam deploy --guided`` suggests the same)."""
+    name = re.sub(r"[^A-Za-z0-9-]+", "-", template.resolve().parent.name).strip("-")
+    return name if name[:1].isalpha() else f"app-{name}".rstrip("-")
 
 
 def _print_up(cloud: LocalCloud, state_path: Path) -> None:
@@ -551,6 +566,8 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--param", action="append", metavar="NAME=VALUE",
                     help="override a template parameter (repeatable), e.g. --param MonthlyQuota=3")
     up.add_argument("--quiet", action="store_true", help="do not print requests and function logs")
+    up.add_argument("--template", metavar="PATH", help="another SAM app's template (default: sam-app/template.yaml)")
+    up.add_argument("--stack-name", metavar="NAME", help="the stack's name (default: thumbnailr, or the template's folder)")
     up.set_defaults(handler=_cmd_up)
 
     down = sub.add_parser("down", help="stop the running local cloud")

@@ -250,8 +250,9 @@ class CloudDeployer:
         if props.get("Tags"):
             params["Tags"] = {t["Key"]: t["Value"] for t in props["Tags"]}
         code_dir = stack.code_uris.get(lid)
-        if code_dir is None:
-            params["Code"] = _code_params(props.get("Code") or {})
+        if code_dir is None or code_dir.is_file():  # packaged (S3), inline, or a local .zip
+            params["Code"] = _code_params(props.get("Code") or {}, code_dir)
+            code_dir = None
         runtime_key = lid if stack.stack_name in self.logical_runtime_names else None
         made = self.functions.create_function(params, code_dir=code_dir, runtime_key=runtime_key)
         if props.get("ReservedConcurrentExecutions") is not None:
@@ -290,16 +291,21 @@ class CloudDeployer:
         name = str(running.stack.refs[lid])
         code_dir, old_code_dir = running.stack.code_uris.get(lid), old.stack.code_uris.get(lid)
         if props.get("Code") != before.get("Code") or code_dir != old_code_dir:
-            self.functions.update_function_code(name, _code_params(props.get("Code") or {}) if code_dir is None else {},
-                                                code_dir=code_dir)
-            running.changes.append((lid, "AWS::Lambda::Function", lambda: self.functions.update_function_code(
-                name, _code_params(before.get("Code") or {}) if old_code_dir is None else {}, code_dir=old_code_dir)))
+            self._update_code(name, props.get("Code") or {}, code_dir)
+            running.changes.append((lid, "AWS::Lambda::Function",
+                                    lambda: self._update_code(name, before.get("Code") or {}, old_code_dir)))
         settings = {k: props.get(k) for k in _FUNCTION_SETTINGS if props.get(k) != before.get(k)}
         if settings:
             self.functions.update_function_configuration(name, {k: v for k, v in settings.items() if v is not None})
             undo = {k: before[k] for k in settings if k in before}
             running.changes.append((lid, "AWS::Lambda::Function",
                                     lambda: self.functions.update_function_configuration(name, undo)))
+
+    def _update_code(self, name: str, code: Mapping[str, Any], local: Path | None) -> None:
+        if local is None or local.is_file():
+            self.functions.update_function_code(name, _code_params(code, local))
+        else:
+            self.functions.update_function_code(name, {}, code_dir=local)
 
     def _update_alias(self, running: _Running, lid: str, props: dict, before: dict,
                       emit: Callable[[ResourceEvent], None]) -> None:
@@ -465,8 +471,11 @@ def _shown_parameters(stack: Stack) -> dict[str, str]:
     return out
 
 
-def _code_params(code: Mapping[str, Any]) -> dict[str, Any]:
-    """CreateFunction's ``Code`` from a template's (``S3Bucket``/``S3Key``/``S3ObjectVersion``, or ``ZipFile`` source)."""
+def _code_params(code: Mapping[str, Any], local_zip: Path | None = None) -> dict[str, Any]:
+    """CreateFunction's ``Code`` from a template's (``S3Bucket``/``S3Key``/``S3ObjectVersion``, or ``ZipFile`` source),
+    or from a local .zip file (``CodeUri: app.zip``)."""
+    if local_zip is not None:
+        return {"ZipFile": local_zip.read_bytes()}
     if "ZipFile" in code:  # inline source: CloudFormation writes it as index.py
         import io
         import zipfile

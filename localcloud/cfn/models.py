@@ -215,7 +215,10 @@ def routes(stack: Stack) -> list[RouteModel]:
                 if not isinstance(op, dict):
                     continue
                 integration = op.get("x-amazon-apigateway-integration") or {}
-                if integration.get("type") != "aws_proxy":
+                if str(integration.get("type", "")).lower() != "aws_proxy":  # API Gateway takes AWS_PROXY too
+                    if integration:
+                        stack.warn(f"{api}: {method.upper()} {path} is a {integration.get('type')} integration; "
+                                   "the local API serves Lambda proxy integrations only: the route is left out")
                     continue
                 uri = str(integration.get("uri", ""))
                 match = re.search(r"functions/(arn:[^/]+)/invocations", uri)

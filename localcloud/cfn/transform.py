@@ -123,11 +123,17 @@ def translate_file(
 
 
 def _swap_code_uris(sam: dict[str, Any], base_dir: Path, code_uri: str | None) -> dict[str, Path | None]:
-    """Point every function with local code at S3 (in place); returns each function's local folder."""
+    """Point every function with local code at S3 (in place); returns each function's local folder (or zip file)."""
     codes: dict[str, Path | None] = {}
     globals_fn = ((sam.get("Globals") or {}).get("Function")) or {}
     global_code = globals_fn.get("CodeUri")
     for lid, resource in sam["Resources"].items():
+        if isinstance(resource, dict) and resource.get("Type") == "AWS::Lambda::Function":
+            props = resource.get("Properties") or {}
+            if isinstance(props.get("Code"), str):  # a local path, as `aws cloudformation package` takes it
+                codes[lid] = (base_dir / props["Code"]).resolve()
+                props["Code"] = {"S3Bucket": CODE_BUCKET, "S3Key": lid}
+            continue
         if not isinstance(resource, dict) or resource.get("Type") != "AWS::Serverless::Function":
             continue
         props = resource.get("Properties") or {}

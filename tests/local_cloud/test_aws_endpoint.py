@@ -304,3 +304,86 @@ def test_create_function_with_a_zip_then_invoke_through_the_cli(fast_cloud: Any,
     lam.delete_function(FunctionName="echo")
     with pytest.raises(lam.exceptions.ResourceNotFoundException):
         lam.get_function(FunctionName="echo")
+
+
+# --------------------------------------------------------------------------- any SAM app; code built for another CPU
+
+OTHER_APP = """\
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  ZippedFunction:
+    Type: AWS::Serverless::Function
+    Properties: {CodeUri: zipped.zip, Handler: app.handler, Runtime: python3.13}
+  PlainFunction:
+    Type: AWS::Lambda::Function
+    Properties:
+      Code: plain/
+      Handler: app.handler
+      Runtime: python3.13
+      Role: arn:aws:iam::123456789012:role/plain
+  Api:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageName: dev
+      DefinitionBody:
+        openapi: "3.0.1"
+        info: {title: other, version: "1"}
+        paths:
+          /plain:
+            get:
+              x-amazon-apigateway-integration:
+                type: AWS_PROXY
+                httpMethod: POST
+                uri: !Sub "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${PlainFunction.Arn}/invocations"
+"""
+
+
+def test_another_sam_app_runs_zip_code_plain_functions_and_upper_case_proxy_routes(tmp_path: Path,
+                                                                                    no_real_aws: list[str]) -> None:
+    from localcloud import LocalCloud
+
+    app = tmp_path / "other"
+    (app / "plain").mkdir(parents=True)
+    (app / "plain" / "app.py").write_text(
+        "def handler(event, context):\n    return {'statusCode': 200, 'body': 'plain ' + event['path']}\n")
+    with zipfile.ZipFile(app / "zipped.zip", "w") as z:
+        z.writestr("app.py", "def handler(event, context):\n    return 'zipped'\n")
+    (app / "template.yaml").write_text(OTHER_APP)
+    with LocalCloud(app / "template.yaml", port=0, control=False, stack_name="other") as cloud:
+        lam = cloud.client("lambda")
+        zipped = cloud.function_name("ZippedFunction")
+        assert json.loads(lam.invoke(FunctionName=zipped)["Payload"].read()) == "zipped"
+        assert _get(cloud.api_url + "dev/plain") == (200, "plain /plain")
+        kinds = {r["LogicalResourceId"]: r["ResourceType"] for r in
+                 cloud.client("cloudformation").list_stack_resources(StackName="other")["StackResourceSummaries"]}
+        assert kinds["PlainFunction"] == kinds["ZippedFunction"] == "AWS::Lambda::Function"
+
+
+def _elf(machine: int) -> bytes:
+    """The 20 bytes of an ELF header that say which CPU a shared object is for (e_machine at offset 18)."""
+    return b"\x7fELF\x02\x01\x01" + b"\0" * 11 + machine.to_bytes(2, "little")
+
+
+def test_a_package_built_for_another_cpu_runs_with_this_machines_native_packages(fast_cloud: Any) -> None:
+    """sam build makes arm64 packages: their Pillow cannot load here; the function runs with this machine's."""
+    import PIL
+
+    foreign = 0x3E if os.uname().machine in ("aarch64", "arm64") else 0xB7  # x86-64 on arm, AArch64 elsewhere
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("index.py", "import PIL\n\ndef handler(event, context):\n    return PIL.__file__\n")
+        z.writestr("PIL/__init__.py", "raise ImportError('the package built for another CPU was imported')\n")
+        z.writestr("PIL/_imaging.cpython-313-linux-gnu.so", _elf(foreign))
+        z.writestr(f"pillow-{PIL.__version__}.dist-info/RECORD",
+                   "PIL/__init__.py,,\nPIL/_imaging.cpython-313-linux-gnu.so,,\npillow.libs/libjpeg.so,,\n")
+        z.writestr("pillow.libs/libjpeg.so", _elf(foreign))
+    lam = fast_cloud.client("lambda")
+    lam.create_function(FunctionName="foreign-pillow", Runtime="python3.13", Handler="index.handler",
+                        Role="arn:aws:iam::123456789012:role/x", Architectures=["arm64"],
+                        Code={"ZipFile": buffer.getvalue()})
+    answer = lam.invoke(FunctionName="foreign-pillow", LogType="Tail")
+    assert "FunctionError" not in answer, answer["Payload"].read()
+    assert json.loads(answer["Payload"].read()) == PIL.__file__  # this machine's Pillow
+    log = base64.b64decode(answer["LogResult"]).decode()
+    assert f"PIL (pillow {PIL.__version__}) is built for" in log and "runs the function with its own pillow" in log
+    lam.delete_function(FunctionName="foreign-pillow")
