@@ -1,7 +1,8 @@
-"""AWS on 127.0.0.1, without Docker: moto for the services, our own Lambda, API Gateway and event sources.
+"""AWS on 127.0.0.1, without Docker: one endpoint, with our own Lambda, CloudFormation, API Gateway and event
+sources, and moto for the other services.
 
-It learns an app only from its SAM template and runs its code only as Lambda does (a handler string
-in an ``awslambdaric`` process)::
+It learns an app only from its SAM template (deployed as a CloudFormation stack) and runs its code only as
+Lambda does (a handler string in an ``awslambdaric`` process)::
 
     from localcloud import LocalCloud
 
@@ -32,6 +33,7 @@ _PUBLIC = {
     "read_template": "localcloud.cfn.transform",
     "refs_in": "localcloud.cfn.intrinsics",
     "host_code_dir": "localcloud.lambda_service.code",
+    "use_host_native_packages": "localcloud.lambda_service.code",
     "LocalAlb": "localcloud.fronts.alb",
     "alb_event": "localcloud.fronts.alb",
     "start_plain_server": "localcloud.fronts.plain_server",

@@ -37,7 +37,6 @@ import math
 import os
 import random
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -50,7 +49,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 from workshop import config, lab
 
 if TYPE_CHECKING:
-    from localcloud import LocalCloud
+    from localcloud import LocalCloud, use_host_native_packages
 
 __all__ = [
     "Alias", "Call", "CompressedClock", "Deployment", "ErrorAlarm", "ManualClock",
@@ -75,30 +74,6 @@ def artifact_uris(packaged_text: str) -> list[str]:
     return list(dict.fromkeys(m.group(2) for m in _S3_CODE.finditer(packaged_text)))
 
 
-def _host_machine() -> str | None:
-    return {"x86_64": "x86-64", "amd64": "x86-64", "aarch64": "AArch64", "arm64": "AArch64"}.get(os.uname().machine)
-
-
-def _drop_foreign_native_code(folder: Path) -> list[str]:
-    """Remove the top-level packages holding native code for another CPU (e.g. arm64 Pillow on x86_64):
-    the local runtime then imports the workshop's own copy of them. Returns what was removed."""
-    from workshop.artifacts import elf_machine
-
-    host = _host_machine()
-    dropped: set[str] = set()
-    for path in folder.rglob("*.so*"):
-        if not path.is_file():
-            continue
-        machine = elf_machine(path)
-        if machine is not None and machine != host:
-            dropped.add(path.relative_to(folder).parts[0])
-    for top in sorted(dropped):
-        shutil.rmtree(folder / top, ignore_errors=True)
-        for meta in folder.glob(f"{top.split('.')[0]}-*.dist-info"):  # pillow.libs -> pillow-*.dist-info
-            shutil.rmtree(meta, ignore_errors=True)
-    return sorted(dropped)
-
-
 def deploy_packaged(packaged_template: str | os.PathLike[str], s3: Any, workdir: str | os.PathLike[str],
                     **cloud_options: Any) -> tuple[LocalCloud, dict[str, list[str]]]:
     """Deploy a packaged template (``CodeUri: s3://...``) as a new, started ``LocalCloud``: (the cloud, what was set aside).
@@ -106,7 +81,7 @@ def deploy_packaged(packaged_template: str | os.PathLike[str], s3: Any, workdir:
     What CloudFormation does with a packaged template: fetch each code zip from S3 (here through
     ``s3``), unpack it (``workdir/sam-app/code/<key>``), and make the stack from the template with
     each ``CodeUri`` pointing at the unpacked code. Native packages built for another CPU are
-    removed ({artifact URI: the packages removed}), so the local runtime uses its own copy.
+    removed, so the local runtime uses its own copy ({artifact URI: what was swapped, one line each}).
     """
     from localcloud import LocalCloud
 
@@ -124,7 +99,7 @@ def deploy_packaged(packaged_template: str | os.PathLike[str], s3: Any, workdir:
             with zipfile.ZipFile(archive) as z:
                 z.extractall(target)
             archive.unlink()
-            dropped[uri] = _drop_foreign_native_code(target)
+            dropped[uri] = use_host_native_packages(target)
         local[uri] = f"code/{target.name}/"
     (app / "template.yaml").write_text(_S3_CODE.sub(lambda m: m.group(1) + local[m.group(2)], text))
     options = {"port": 0, "control": False, **cloud_options}
