@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 from workshop import config, lab
 
 if TYPE_CHECKING:
-    from localcloud import LocalCloud, use_host_native_packages
+    from localcloud import LocalCloud
 
 __all__ = [
     "Alias", "Call", "CompressedClock", "Deployment", "ErrorAlarm", "ManualClock",
@@ -83,7 +83,7 @@ def deploy_packaged(packaged_template: str | os.PathLike[str], s3: Any, workdir:
     each ``CodeUri`` pointing at the unpacked code. Native packages built for another CPU are
     removed, so the local runtime uses its own copy ({artifact URI: what was swapped, one line each}).
     """
-    from localcloud import LocalCloud
+    from localcloud import LocalCloud, use_host_native_packages
 
     text = Path(packaged_template).read_text()
     app = Path(workdir) / "sam-app"

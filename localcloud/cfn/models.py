@@ -289,6 +289,7 @@ def s3_notifications(stack: Stack) -> list[S3NotificationModel]:
             if fn is None:
                 stack.warn(f"{lid}: a notification targets {cfg.get('Function')!r}, not a function of this stack")
                 continue
+            function_lid = function_for(stack, cfg.get("Function"))
             rules = ((cfg.get("Filter") or {}).get("S3Key") or {}).get("Rules") or []
             out.append(
                 S3NotificationModel(
@@ -297,7 +298,7 @@ def s3_notifications(stack: Stack) -> list[S3NotificationModel]:
                     function=fn,
                     events=[cfg["Event"]],
                     filter_rules=[{"Name": r["Name"], "Value": r["Value"]} for r in rules],
-                    id=f"{fn}-{i}",
+                    id=f"{function_lid}-{i}",
                 )
             )
     return out

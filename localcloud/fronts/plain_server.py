@@ -139,11 +139,12 @@ def config_for(cloud: LocalCloud, functions: list[str] | None = None) -> tuple[d
     """(server config, the process's environment variables, code folder) for the cloud's API routes."""
     routes, handlers, env, code_dirs = [], {}, {}, set()
     for route in cloud.stack.routes():
-        if functions is not None and route.function not in functions:
+        function = cloud.stack.function_for(route.function)  # its logical id: what the runtime runs it as
+        if function is None or (functions is not None and function not in functions):
             continue
-        spec = cloud.runtime.spec(route.function)
-        routes.append((route.method, route.path, route.function))
-        handlers[route.function] = spec.handler
+        spec = cloud.runtime.spec(function)
+        routes.append((route.method, route.path, function))
+        handlers[function] = spec.handler
         for name, value in spec.environment.items():
             if env.get(name, value) != value:
                 raise ValueError(f"{name} differs between functions; serve them from separate processes")
