@@ -52,7 +52,7 @@ def test_up_refuses_when_one_is_running(state_file: Path, capsys: pytest.Capture
 
 
 def test_nothing_running(state_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    for argv in (["invoke", "PingFunction"], ["logs", "PingFunction"], ["token", "ada", "--password", "x"],
+    for argv in (["invoke", "PingFunction"], ["logs", "PingFunction"], ["token", "ada", "--password", "x"], ["env"],
                  ["user", "add", "ada", "--password", "x"], ["status"]):
         code, _, err = _run(capsys, *argv)
         assert code == 1, argv
@@ -142,6 +142,17 @@ def test_a_real_up_token_invoke_logs_down(state_file: Path, tmp_path: Path,
         assert "REPORT RequestId:" in err and "Init Duration" in err  # cold
         code, out, err = _run(capsys, "invoke", "PingFunction", "--event", str(REPO / "sam-app/events/ping.json"))
         assert code == 0 and "REPORT RequestId:" in err and "Init Duration" not in err  # warm: the same environment
+
+        # eval "$(python -m workshop env)" aims a shell's aws at the running cloud
+        code, out, _ = _run(capsys, "env")
+        assert code == 0 and f"export AWS_ENDPOINT_URL={state['AwsEndpointUrl']}" in out.splitlines()
+        shell = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        shell.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{shell.get('PATH', '')}", EXPORTS=out)
+        listed = subprocess.run(["bash", "-c", 'eval "$EXPORTS" && aws lambda list-functions --output json'],
+                                env=shell, capture_output=True, text=True, timeout=60, check=False)
+        assert listed.returncode == 0, listed.stderr
+        assert any(f["FunctionName"].startswith("thumbnailr-PingFunction-")
+                   for f in json.loads(listed.stdout)["Functions"])
 
         def logs_have_report() -> str | None:
             code, out, _ = _run(capsys, "logs", "PingFunction")
