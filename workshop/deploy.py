@@ -20,8 +20,8 @@ What ``sam package``/``sam deploy``/CodeDeploy/``sam delete`` do, for the deploy
     deploy.leftovers(cloud)      # what is still in the local account: {} when all is gone
 
 A *version* is the function registered again with the local Lambda runtime under the name
-``Function:N`` (its own execution environments, and its logs in ``/aws/lambda/Function:N``;
-AWS keeps every version's logs in ``/aws/lambda/Function``). An *alias* is a router with weights,
+``Function:N`` (its own execution environments; its logs in the function's log group, in log streams
+named ``.../[N]...``, as on AWS). An *alias* is a router with weights,
 as Lambda's alias routing configuration. A ``Deployment`` is what CodeDeploy does for
 ``DeploymentPreference``: it moves the alias's weight to the new version on the preference's
 schedule, and when one of its alarms is in ALARM it moves all traffic back (a rollback). The
@@ -141,7 +141,8 @@ def publish_version(cloud: LocalCloud, function: str, code_dir: str | os.PathLik
     name = f"{function}:{max(numbers, default=0) + 1}"
     if code_dir is not None:
         changes["code_dir"] = Path(code_dir)
-    runtime.register(dataclasses.replace(runtime.spec(function), name=name, **changes))
+    # its log streams are named [N] in the function's log group, as a version's are on AWS
+    runtime.register(dataclasses.replace(runtime.spec(function), name=name, version=name.rsplit(":", 1)[1], **changes))
     return name
 
 

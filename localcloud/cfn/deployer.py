@@ -105,7 +105,8 @@ class CloudDeployer:
         self.stream_retry_delay = stream_retry_delay
         #: seconds a CodeDeploy minute lasts (60: as on AWS; less compresses a canary for teaching)
         self.minute_s = minute_s
-        #: stack name -> {function logical id: local code folder}: code not packaged (the workshop's own stack)
+        #: stack name -> {function logical id: local code folder or .zip} for its next deploy: code not packaged
+        #: (the workshop's own stack, ``up --template``)
         self.code_dirs: dict[str, dict[str, Path]] = {}
         #: stack names whose functions run in the Lambda runtime under their logical ids (the workshop's stack)
         self.logical_runtime_names: set[str] = set()
@@ -178,7 +179,8 @@ class CloudDeployer:
     def _stack(self, stack_name: str, template: dict, parameters: Mapping[str, str]) -> Stack:
         stack = Stack.from_template(template, parameters=parameters, stack_name=stack_name, region=self.region,
                                     account_id=self.account_id)
-        stack.code_uris = dict(self.code_dirs.get(stack_name, {}))
+        # for the next deploy only: a later one (sam deploy of a packaged template) brings its own code
+        stack.code_uris = dict(self.code_dirs.pop(stack_name, {}))
         return stack
 
     def _refuse_unsupported(self, stack: Stack, verb: str, emit: Callable[[ResourceEvent], None]) -> None:
