@@ -90,6 +90,8 @@ class LocalCloud:
         self.echo_logs = echo_logs
         self.on_request = on_request
         self.account_concurrency = account_concurrency
+        if not minute_s > 0:
+            raise CloudError(f"minute_s must be a positive number of seconds, not {minute_s!r}")
         self.minute_s = minute_s
         self.runtime: LambdaRuntime | None = None
         self.lambda_service: LambdaService | None = None

@@ -204,6 +204,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
     lock_file = _claim_state(state_path)
     try:
         parameters = _parameters(args.param)
+        if not args.minute_s > 0:
+            raise WorkshopError(f"--minute-s {args.minute_s:g}: a positive number of seconds", EXIT_USAGE)
     except WorkshopError:
         lock_file.close()
         raise
@@ -224,7 +226,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
     elif args.stack_name:
         options["stack_name"] = args.stack_name
     cloud = LocalCloud(**options, port=args.port, dispatch=args.dispatch, parameters=parameters,
-                       echo_logs=echo, on_request=access)
+                       echo_logs=echo, on_request=access, minute_s=args.minute_s)
     try:
         print(f"Starting the local cloud (dispatch: {args.dispatch})...", flush=True)
         try:
@@ -566,6 +568,9 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--param", action="append", metavar="NAME=VALUE",
                     help="override a template parameter (repeatable), e.g. --param MonthlyQuota=3")
     up.add_argument("--quiet", action="store_true", help="do not print requests and function logs")
+    up.add_argument("--minute-s", type=float, default=60.0, metavar="SECONDS",
+                    help="how long a minute of CodeDeploy's traffic shifting and of alarm periods lasts "
+                         "(default 60, as on AWS; e.g. 2 to watch a canary deployment in seconds)")
     up.add_argument("--template", metavar="PATH", help="another SAM app's template (default: sam-app/template.yaml)")
     up.add_argument("--stack-name", metavar="NAME", help="the stack's name (default: thumbnailr, or the template's folder)")
     up.set_defaults(handler=_cmd_up)

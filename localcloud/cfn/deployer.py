@@ -322,6 +322,10 @@ class CloudDeployer:
         from localcloud.codedeploy import TrafficShift
 
         preference, alarms = shift
+        if self.minute_s != 60:
+            emit(ResourceEvent(lid, "AWS::Lambda::Alias", "UPDATE_IN_PROGRESS", "",
+                               f"CodeDeploy {preference}: a minute lasts {self.minute_s:g} s in this local cloud "
+                               "(compressed for teaching; 60 s on AWS)"))
         rollout = TrafficShift(self.functions, function, alias, old_version, new_version, preference, alarms=alarms,
                                clients=self.clients, minute_s=self.minute_s,
                                events=lambda line: emit(ResourceEvent(lid, "AWS::Lambda::Alias",
