@@ -33,7 +33,8 @@ from localcloud.cfn.service import (
 )
 from localcloud.cfn.stack import Stack
 from localcloud.endpoint.moto_process import MotoProcess
-from localcloud.http import HttpServer, Request
+from localcloud.endpoint.router import Endpoint
+from localcloud.http import HttpServer
 from localcloud.sdk import FAKE_CREDENTIALS, Clients
 
 pytestmark = pytest.mark.local_cloud
@@ -578,40 +579,13 @@ class TestDirect:
 # ----------------------------------------------------------------- SAM CLI
 
 
-class _Router:
-    """The endpoint, for this test: CloudFormation to the API, everything else forwarded to moto."""
-
-    def __init__(self, api: CloudFormationApi, moto_port: int) -> None:
-        self.api, self.moto_port = api, moto_port
-
-    def __call__(self, request: Request) -> None:
-        auth = request.headers.get("Authorization", "")
-        match = re.search(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/", auth)
-        if match and match.group(1) == "cloudformation":
-            self.api(request)
-            return
-        body = request.read_body(1 << 30)
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("transfer-encoding", "connection")}
-        headers["Content-Length"] = str(len(body))
-        conn = http.client.HTTPConnection("127.0.0.1", self.moto_port, timeout=30)
-        try:
-            conn.request(request.command, request.path, body, headers)
-            answer = conn.getresponse()
-            data = answer.read()
-            out = [(k, v) for k, v in answer.getheaders() if k.lower() not in ("transfer-encoding", "connection",
-                                                                             "content-length", "date")]
-        finally:
-            conn.close()
-        request.respond(answer.status, out, data)
-
-
 @pytest.mark.skipif(not SAM.exists(), reason="SAM CLI is not installed in the venv")
 def test_sam_cli_deploys_lists_and_deletes_a_stack(moto_url: str, deployer: FakeDeployer, tmp_path: Path) -> None:
     # GIVEN the endpoint (CloudFormation here, S3 in moto), a bucket and a one-function SAM app
     service = CloudFormationService(deployer, Clients(moto_url, REGION), region=REGION, account_id="123456789012")
-    router = HttpServer(_Router(CloudFormationApi(service), int(moto_url.rsplit(":", 1)[1])), port=0).start()
+    router = Endpoint(moto_url, {"cloudformation": CloudFormationApi(service)}).start()  # S3 etc. to moto
     try:
-        url = f"http://127.0.0.1:{router.port}"
+        url = router.url
         _client("s3", moto_url).create_bucket(Bucket="sam-artifacts")
         (tmp_path / "src").mkdir()
         (tmp_path / "src" / "app.py").write_text("def handler(event, context):\n    return {'ok': True}\n")
