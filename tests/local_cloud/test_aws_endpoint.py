@@ -387,3 +387,25 @@ def test_a_package_built_for_another_cpu_runs_with_this_machines_native_packages
     log = base64.b64decode(answer["LogResult"]).decode()
     assert f"PIL (pillow {PIL.__version__}) is built for" in log and "runs the function with its own pillow" in log
     lam.delete_function(FunctionName="foreign-pillow")
+
+
+def test_sam_deploy_of_the_workshop_app_itself_as_a_second_stack(fast_cloud: Any) -> None:
+    """`sam deploy` of sam-app (its `sam build` output when there is one: arm64) runs here, then `sam delete`."""
+    deploy = _cli(fast_cloud, "sam", "deploy", "--stack-name", "thumbnailr-2", "--resolve-s3", "--capabilities",
+                  "CAPABILITY_IAM", "--no-confirm-changeset", "--region", fast_cloud.region, cwd=REPO / "sam-app")
+    assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]
+    cfn, lam = fast_cloud.client("cloudformation"), fast_cloud.client("lambda")
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in cfn.describe_stacks(StackName="thumbnailr-2")["Stacks"][0]["Outputs"]}
+    assert _get(outputs["ApiUrl"] + "ping")[0] == 200
+    worker = cfn.describe_stack_resource(StackName="thumbnailr-2", LogicalResourceId="CreateThumbnailFunction")[
+        "StackResourceDetail"]["PhysicalResourceId"]
+    answer = lam.invoke(FunctionName=worker, Payload=b'{"Records": []}', LogType="Tail")
+    assert "FunctionError" not in answer, answer["Payload"].read()
+    built = REPO / "sam-app" / ".aws-sam" / "build" / "CreateThumbnailFunction" / "PIL"
+    foreign = built.is_dir() and "aarch64" not in os.uname().machine and "arm64" not in os.uname().machine
+    if foreign:  # sam build made arm64 Pillow: the function says it runs with this machine's
+        assert "is built for aarch64" in base64.b64decode(answer["LogResult"]).decode()
+    deleted = _cli(fast_cloud, "sam", "delete", "--stack-name", "thumbnailr-2", "--no-prompts", "--region",
+                   fast_cloud.region, cwd=REPO / "sam-app")
+    assert deleted.returncode == 0, deleted.stdout + deleted.stderr
+    assert not any(f["FunctionName"].startswith("thumbnailr-2-") for f in lam.list_functions()["Functions"])
