@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,7 +109,6 @@ class CloudDeployer:
         self.code_dirs: dict[str, dict[str, Path]] = {}
         #: stack names whose functions run in the Lambda runtime under their logical ids (the workshop's stack)
         self.logical_runtime_names: set[str] = set()
-        self._lock = threading.Lock()
 
     # ----------------------------------------------------------------- the Deployer protocol
 
@@ -196,7 +194,7 @@ class CloudDeployer:
                     reason = "Container image functions (PackageType: Image) are not supported by the local cloud"
                 elif props.get("Layers"):
                     reason = "Lambda layers are not supported by the local cloud"
-                elif not str(props.get("Runtime", "")).startswith("python3"):
+                elif isinstance(props.get("Runtime"), str) and not props["Runtime"].startswith("python3"):
                     reason = f"Runtime {props.get('Runtime')} is not supported by the local cloud (python3.x only)"
             if reason is not None:
                 emit(ResourceEvent(lid, rtype, f"{verb}_FAILED", "", reason))
