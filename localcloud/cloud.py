@@ -1,4 +1,4 @@
-"""LocalCloud: starts the local cloud's parts in order (moto, the stack, Lambda, event sources, the API), and stops them.
+"""LocalCloud: one AWS endpoint on 127.0.0.1 (moto, the Lambda and CloudFormation APIs), and the template deployed on it.
 
 ::
 
@@ -8,7 +8,10 @@
         cloud.add_user("ada", "Passw0rd!")
         token = cloud.token("ada", "Passw0rd!")
         # HTTP to cloud.api_url with {"Authorization": token}; boto3 through cloud.client("s3")
+        # or any AWS client with AWS_ENDPOINT_URL=cloud.endpoint_url: `aws lambda list-functions`, `sam deploy`
 
+It starts moto, the endpoint, the Lambda service and CloudFormation, then deploys the template as the stack
+``stack_name`` through CloudFormation (``localcloud.cfn.deployer``), each function's code from its local folder.
 Every boto3 client it makes (``client()``) and every process it starts gets the endpoint and the fake
 credentials ``testing`` (``localcloud.sdk``); none reads ``~/.aws``.
 """

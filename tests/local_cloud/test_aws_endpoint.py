@@ -87,6 +87,24 @@ def test_lambda_errors_are_aws_errors_and_harm_nothing(sns_cloud: Any) -> None:
     assert lam.invoke(FunctionName=ping, Payload=b"{}")["StatusCode"] == 200  # still serving
 
 
+def test_an_event_invoke_is_queued_and_runs(sns_cloud: Any) -> None:
+    lam, logs = sns_cloud.client("lambda"), sns_cloud.client("logs")
+    ping = sns_cloud.function_name("PingFunction")
+    since = int(time.time() * 1000)
+    answer = lam.invoke(FunctionName=ping, InvocationType="Event", Payload=b'{"marker": "queued"}')
+    assert answer["StatusCode"] == 202 and answer["Payload"].read() == b""
+    assert lam.invoke(FunctionName=ping, InvocationType="DryRun")["StatusCode"] == 204
+
+    def reports() -> list:
+        return logs.filter_log_events(logGroupName=f"/aws/lambda/{ping}", filterPattern="REPORT",
+                                      startTime=since)["events"]
+
+    deadline = time.monotonic() + 15
+    while not reports() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(reports()) == 1  # it ran, once; the dry run did not
+
+
 def test_the_aws_cli_and_sam_cli_see_the_stack(sns_cloud: Any, tmp_path: Path) -> None:
     listed = _cli(sns_cloud, "aws", "lambda", "list-functions", "--output", "json")
     assert listed.returncode == 0, listed.stderr
