@@ -125,6 +125,10 @@ class CloudDeployer:
                 current = lid
                 self._apply(running, old, lid, emit)
             current = None
+            refused = self._unemulated(stack)
+            if refused is not None:  # refused at deploy time, never left out without a word
+                current, reason = refused
+                raise CloudError(reason)
             port = old.port if old is not None else None  # the API keeps its URL
             if old is not None:
                 self._stop_parts(old)
@@ -196,9 +200,18 @@ class CloudDeployer:
                     reason = "Lambda layers are not supported by the local cloud"
                 elif isinstance(props.get("Runtime"), str) and not props["Runtime"].startswith("python3"):
                     reason = f"Runtime {props.get('Runtime')} is not supported by the local cloud (python3.x only)"
+            elif rtype == "AWS::Cognito::UserPool" and (stack.resources[lid].get("Properties") or {}).get("LambdaConfig"):
+                reason = "Cognito triggers (LambdaConfig) are not called by the local cloud"
             if reason is not None:
                 emit(ResourceEvent(lid, rtype, f"{verb}_FAILED", "", reason))
                 raise DeployFailed(lid, reason, None)
+
+    @staticmethod
+    def _unemulated(stack: Stack) -> tuple[str, str] | None:
+        """The first (resource, reason) the API and event sources could not run as AWS would, read from the template
+        with everything recorded (they are read again when they start)."""
+        stack.routes(), stack.s3_notifications(), stack.sns_subscriptions(), stack.stream_mappings()
+        return stack.refused[0] if stack.refused else None
 
     def _apply(self, running: _Running, old: _Running | None, lid: str, emit: Callable[[ResourceEvent], None]) -> None:
         stack = running.stack

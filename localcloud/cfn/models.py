@@ -3,8 +3,9 @@
 Each reader takes a ``Stack`` whose resources are recorded (made, or ``predict()``-ed) and gives plain
 dataclasses: ``functions`` (with their async invocation settings), ``routes`` (Lambda proxy methods of
 REST APIs, with their auth), ``user_pool_for_api``, ``s3_notifications``, ``sns_subscriptions`` (Lambda
-protocol only) and ``stream_mappings`` (DynamoDB streams only). What the local cloud cannot run is left
-out with a warning on the stack. A function is named as Lambda names it (``FunctionModel.name``), and what an
+protocol only) and ``stream_mappings`` (DynamoDB streams only). What the local cloud cannot run as AWS would
+(another kind of authorizer or event source, a target outside the stack) is refused (``Stack.refuse``: the
+deployer fails the deploy, naming the resource); a non-proxy integration is left out with a warning. A function is named as Lambda names it (``FunctionModel.name``), and what an
 event source or a route invokes is that name, with the qualifier of the alias or version it points to.
 """
 
@@ -206,7 +207,8 @@ def routes(stack: Stack) -> list[RouteModel]:
         body = stack.properties(api).get("Body")
         if not isinstance(body, dict):
             if stack.properties(api).get("BodyS3Location"):
-                stack.warn(f"{api}: an API defined in S3 (DefinitionUri) is not read locally")
+                stack.refuse(api, "an API defined in S3 (DefinitionUri) is not read by the local cloud: "
+                                  "define it in the template (DefinitionBody, or the functions' Api events)")
             continue
         definitions = _security_definitions(body)
         default_security = body.get("security")
@@ -224,7 +226,8 @@ def routes(stack: Stack) -> list[RouteModel]:
                 match = re.search(r"functions/(arn:[^/]+)/invocations", uri)
                 fn = invoke_target(stack, match.group(1)) if match else None
                 if fn is None:
-                    stack.warn(f"{api}: {method.upper()} {path} integrates with {uri!r}, not a function of this stack")
+                    stack.refuse(api, f"{method.upper()} {path} integrates with {uri!r}, not a function of this "
+                                      "stack: the local cloud cannot invoke it")
                     continue
                 authorized = _authorized(stack, op.get("security", default_security), definitions, api, method, path)
                 if authorized is None:
@@ -252,8 +255,8 @@ def _authorized(stack: Stack, security: Any, definitions: dict, api: str, method
         return False
     if "cognito_user_pools" in kinds:
         return True
-    stack.warn(f"{api}: {method.upper()} {path} uses a {'/'.join(sorted(kinds))} authorizer, which the local "
-               "API does not emulate (Cognito only): the route is left out")
+    stack.refuse(api, f"{method.upper()} {path} uses a {'/'.join(sorted(kinds))} authorizer, which the local "
+                      "API does not emulate (Cognito user pools only)")
     return None
 
 
@@ -287,7 +290,8 @@ def s3_notifications(stack: Stack) -> list[S3NotificationModel]:
         for i, cfg in enumerate((props.get("NotificationConfiguration") or {}).get("LambdaConfigurations") or []):
             fn = invoke_target(stack, cfg.get("Function"))
             if fn is None:
-                stack.warn(f"{lid}: a notification targets {cfg.get('Function')!r}, not a function of this stack")
+                stack.refuse(lid, f"a notification targets {cfg.get('Function')!r}, not a function of this stack: "
+                                  "the local cloud cannot invoke it")
                 continue
             function_lid = function_for(stack, cfg.get("Function"))
             rules = ((cfg.get("Filter") or {}).get("S3Key") or {}).get("Rules") or []
@@ -312,7 +316,8 @@ def sns_subscriptions(stack: Stack) -> list[SnsSubscriptionModel]:
             continue
         fn = invoke_target(stack, props.get("Endpoint"))
         if fn is None:
-            stack.warn(f"{lid}: subscribes {props.get('Endpoint')!r}, not a function of this stack")
+            stack.refuse(lid, f"subscribes {props.get('Endpoint')!r}, not a function of this stack: the local "
+                              "cloud cannot invoke it")
             continue
         policy = props.get("FilterPolicy")
         if isinstance(policy, str):
@@ -345,11 +350,12 @@ def stream_mappings(stack: Stack) -> list[StreamMappingModel]:
         source = str(props.get("EventSourceArn", ""))
         fn = invoke_target(stack, props.get("FunctionName"))
         if fn is None:
-            stack.warn(f"{lid}: maps to {props.get('FunctionName')!r}, not a function of this stack")
+            stack.refuse(lid, f"maps to {props.get('FunctionName')!r}, not a function of this stack: the local "
+                              "cloud cannot invoke it")
             continue
         if ":dynamodb:" not in source or "/stream/" not in source:
-            stack.warn(f"{lid}: event source {source!r} is not a DynamoDB stream; the local cloud polls "
-                       "DynamoDB streams only: this mapping is left out")
+            stack.refuse(lid, f"event source {source!r} is not a DynamoDB stream; the local cloud polls "
+                              "DynamoDB streams only")
             continue
         out.append(_stream_mapping(stack, lid, props, fn, source))
     return out

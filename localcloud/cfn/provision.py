@@ -291,8 +291,6 @@ class Provisioner:
         )
         kwargs = _ints(kwargs, "MinimumLength", "TemporaryPasswordValidityDays", "UnusedAccountValidityDays",
                        "Priority", "PasswordHistorySize")
-        if props.get("LambdaConfig"):
-            self.stack.warn(f"{lid}: Cognito triggers (LambdaConfig) are not called by the local cloud")
         if props.get("UserPoolTags"):
             kwargs["UserPoolTags"] = props["UserPoolTags"]
         pool = idp.create_user_pool(PoolName=props.get("UserPoolName") or self.stack.generated_name(lid), **kwargs)

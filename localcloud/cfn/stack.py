@@ -121,6 +121,8 @@ class Stack:
         self.refs: dict[str, Any] = self._intrinsics.refs
         self.attrs: dict[tuple[str, str], Any] = self._intrinsics.attrs
         self.warnings: list[str] = []
+        #: (logical id, reason) of what the local cloud cannot run as AWS would (``refuse``)
+        self.refused: list[tuple[str, str]] = []
 
     # ----------------------------------------------------------------- the template's language
 
@@ -233,6 +235,12 @@ class Stack:
         if message not in self.warnings:
             self.warnings.append(message)
             log.warning("%s", message)
+
+    def refuse(self, lid: str, reason: str) -> None:
+        """Resource ``lid`` asks for what the local cloud cannot do: a warning here, a failed deploy for the deployer."""
+        if (lid, reason) not in self.refused:
+            self.refused.append((lid, reason))
+        self.warn(f"{lid}: {reason}")
 
 
 def _check_stack_name(stack_name: str) -> None:

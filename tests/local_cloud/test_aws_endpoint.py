@@ -297,6 +297,27 @@ def test_an_unsupported_resource_type_fails_the_create_with_its_reason(fast_clou
     cfn.delete_stack(StackName="unsupported")
 
 
+def test_an_event_source_the_local_cloud_cannot_poll_is_refused_not_dropped(fast_cloud: Any) -> None:
+    cfn = fast_cloud.client("cloudformation")
+    template = {"Transform": "AWS::Serverless-2016-10-31", "Resources": {
+        "Jobs": {"Type": "AWS::SQS::Queue"},
+        "Worker": {"Type": "AWS::Serverless::Function", "Properties": {
+            "InlineCode": "def handler(event, context):\n    return None\n", "Handler": "index.handler",
+            "Runtime": "python3.13",
+            "Events": {"Job": {"Type": "SQS", "Properties": {"Queue": {"Fn::GetAtt": ["Jobs", "Arn"]}}}}}}}}
+    cfn.create_stack(StackName="sqs-worker", TemplateBody=json.dumps(template),
+                     Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"])
+    stack = _wait(cfn, "sqs-worker", ("ROLLBACK_COMPLETE", "CREATE_COMPLETE"))
+    assert stack["StackStatus"] == "ROLLBACK_COMPLETE"
+    [failed] = [e for e in cfn.describe_stack_events(StackName="sqs-worker")["StackEvents"]
+                if e["ResourceStatus"] == "CREATE_FAILED"]
+    assert failed["LogicalResourceId"] == "WorkerJob"  # SAM's event source mapping
+    assert "not a DynamoDB stream" in failed["ResourceStatusReason"]
+    lam = fast_cloud.client("lambda")
+    assert not any(f["FunctionName"].startswith("sqs-worker-") for f in lam.list_functions()["Functions"])
+    cfn.delete_stack(StackName="sqs-worker")
+
+
 def test_a_template_that_fails_the_transform_fails_its_change_set(fast_cloud: Any) -> None:
     cfn = fast_cloud.client("cloudformation")
     broken = {"Transform": "AWS::Serverless-2016-10-31",
