@@ -150,24 +150,18 @@ class LocalCloud:
         self.outputs = self._outputs()
 
     def _read_template(self) -> tuple[Translation, dict[str, str]]:
-        """The template made plain CloudFormation (cached), and the parameters to deploy it with."""
+        """The template made plain CloudFormation (cached), and the parameters to deploy it with (checked)."""
         from localcloud.cfn.errors import TemplateError
-        from localcloud.cfn.intrinsics import as_str
-        from localcloud.cfn.transform import translate_file
+        from localcloud.cfn.intrinsics import parameter_values
+        from localcloud.cfn.stack import translate_for_deploy
 
-        optional = {"Dispatch": self.dispatch}  # given only to a template that declares it
-        overrides = {k: as_str(v) for k, v in self.parameters.items()}
-        try:
-            translation = translate_file(self.template_path, {**optional, **overrides}, region=self.region,
-                                         cache_dir=self.cache_dir)
+        try:  # Dispatch is given only to a template that declares it
+            translation, values = translate_for_deploy(self.template_path, self.parameters, {"Dispatch": self.dispatch},
+                                                       region=self.region, cache_dir=self.cache_dir)
+            parameter_values(translation.template.get("Parameters") or {}, values)  # unknown or invalid: now
         except TemplateError as e:
             raise CloudError(str(e)) from None
-        declared = translation.template.get("Parameters") or {}
-        unknown = sorted(set(overrides) - set(declared))
-        if unknown:
-            raise CloudError(f"unknown parameter(s) {', '.join(unknown)}; the template declares: "
-                             f"{', '.join(declared) or 'none'}")
-        return translation, {**{k: v for k, v in optional.items() if k in declared}, **overrides}
+        return translation, values
 
     def _start_lambda(self) -> None:
         """The Lambda service (its API at the endpoint), its metrics in CloudWatch, and CloudWatch's alarms."""

@@ -1,10 +1,10 @@
-"""Delete a stack from the local cloud as ``sam delete`` does: its resources in reverse dependency order, buckets emptied first.
+"""Deleting a stack's resources from moto, one at a time (``localcloud.cfn.deployer`` orders them), and what a
+stack's deletion leaves.
 
-A resource already deleted by hand is skipped, as CloudFormation skips it. Functions, roles,
-permissions and the API live in the local runtime, not in moto: nothing is deleted for them. After
-the resources go the local cloud's own queues behind S3 notifications and SNS subscriptions, the
-CloudWatch alarms on the stack's functions and the functions' log groups (their versions' too),
-which Lambda makes outside the stack.
+A bucket is emptied first; a resource already deleted by hand is skipped, as CloudFormation skips it.
+Functions, roles, permissions and the API live in the local runtime, not in moto: nothing is deleted here for
+them. ``delete_leftovers`` removes what Lambda and the local cloud made outside the stack: the queues behind S3
+notifications and SNS subscriptions, the CloudWatch alarms on the stack's functions and their log groups.
 """
 
 from __future__ import annotations
@@ -15,20 +15,10 @@ from typing import Any
 from localcloud.cfn.stack import Stack
 from localcloud.sdk import Clients
 
-__all__ = ["delete_leftovers", "delete_resource", "delete_stack"]
+__all__ = ["delete_leftovers", "delete_resource"]
 
 #: (resource type or kind, its name, what was done), one per thing deleted
 Row = tuple[str, str, str]
-
-
-def delete_stack(stack: Stack, clients: Clients, internal_queues: Sequence[str] = ()) -> list[Row]:
-    """Delete what ``stack`` made in moto through ``clients``, then ``delete_leftovers``."""
-    done: list[Row] = []
-    for lid in reversed(stack.order):
-        row = delete_resource(stack, clients, lid)
-        if row is not None:
-            done.append(row)
-    return done + delete_leftovers(stack, clients, internal_queues)
 
 
 def delete_resource(stack: Stack, clients: Clients, lid: str) -> Row | None:

@@ -446,9 +446,10 @@ class CloudDeployer:
         """What the API and event sources call: ``target`` (name or name:qualifier) through the Lambda service."""
         from localcloud.lambda_service.service import LambdaError
 
-        payload = bytes(event) if isinstance(event, (bytes, bytearray)) else json.dumps(event).encode()
+        made_here = not isinstance(event, (bytes, bytearray))
+        payload = json.dumps(event).encode() if made_here else bytes(event)
         try:
-            return self.functions.invoke(target, payload).result
+            return self.functions.invoke(target, payload, json_checked=made_here).result
         except LambdaError as e:
             runtime = self.functions.runtime
             if e.code == "ResourceNotFoundException" and target in runtime.functions():

@@ -74,15 +74,10 @@ class Stack:
         """``parameters`` must be declared by the template; ``optional_parameters`` are given only to a
         template that declares them. The transform is cached in ``cache_dir`` when given."""
         self.template_path: Path | None = Path(template_path).resolve()
-        if not self.template_path.is_file():
-            raise TemplateError(f"no SAM template at {self.template_path}")
         _check_stack_name(stack_name)
-        optional = {k: as_str(v) for k, v in (optional_parameters or {}).items()}
-        overrides = {k: as_str(v) for k, v in (parameters or {}).items()}
-        translation = translate_file(self.template_path, {**optional, **overrides}, region=region, cache_dir=cache_dir)
-        declared = translation.template.get("Parameters") or {}
-        self._deploy(translation, {**{k: v for k, v in optional.items() if k in declared}, **overrides},
-                     Names(stack_name, region, account_id))
+        translation, values = translate_for_deploy(self.template_path, parameters, optional_parameters,
+                                                   region=region, cache_dir=cache_dir)
+        self._deploy(translation, values, Names(stack_name, region, account_id))
 
     @classmethod
     def from_template(
@@ -241,6 +236,27 @@ class Stack:
         if (lid, reason) not in self.refused:
             self.refused.append((lid, reason))
         self.warn(f"{lid}: {reason}")
+
+
+def translate_for_deploy(
+    template_path: str | os.PathLike[str],
+    parameters: Mapping[str, Any] | None = None,
+    optional_parameters: Mapping[str, Any] | None = None,
+    *,
+    region: str = "us-east-1",
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> tuple[Translation, dict[str, str]]:
+    """A SAM template file made plain CloudFormation (cached in ``cache_dir``), and the parameter values to deploy
+    it with: ``parameters`` (which the template must declare: ``TemplateError`` otherwise, when the stack reads
+    them) and those of ``optional_parameters`` that it declares."""
+    path = Path(template_path).resolve()
+    if not path.is_file():
+        raise TemplateError(f"no SAM template at {path}")
+    optional = {k: as_str(v) for k, v in (optional_parameters or {}).items()}
+    overrides = {k: as_str(v) for k, v in (parameters or {}).items()}
+    translation = translate_file(path, {**optional, **overrides}, region=region, cache_dir=cache_dir)
+    declared = translation.template.get("Parameters") or {}
+    return translation, {**{k: v for k, v in optional.items() if k in declared}, **overrides}
 
 
 def _check_stack_name(stack_name: str) -> None:

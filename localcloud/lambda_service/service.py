@@ -712,8 +712,11 @@ class LambdaService:
 
     def invoke(self, target: str, payload: bytes, *, qualifier: str | None = None,
                invocation_type: str = "RequestResponse", log_type: str | None = None,
-               client_context: dict | None = None) -> Invocation:
-        """Invoke: RequestResponse (200, the function's answer), Event (202, queued) or DryRun (204)."""
+               client_context: dict | None = None, json_checked: bool = False) -> Invocation:
+        """Invoke: RequestResponse (200, the function's answer), Event (202, queued) or DryRun (204).
+
+        ``json_checked``: the caller made ``payload`` with ``json.dumps`` (the local API, the event sources), so
+        it is not parsed again on their hot path; what comes through the Lambda API is."""
         if invocation_type not in ("RequestResponse", "Event", "DryRun"):
             raise LambdaError("ValidationException",
                               f"1 validation error detected: Value '{invocation_type}' at 'invocationType' failed "
@@ -725,7 +728,8 @@ class LambdaService:
             raise LambdaError("RequestTooLargeException",
                               f"Request must be smaller than {limit} bytes for the InvokeFunction operation")
         try:
-            json.loads(payload)
+            if not json_checked:
+                json.loads(payload)
         except ValueError as e:
             raise LambdaError("InvalidRequestContentException",
                               f"Could not parse request body into json: Could not parse payload into json: {e}") from None
