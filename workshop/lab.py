@@ -3,10 +3,13 @@
 A notebook starts with::
 
     from workshop import lab
-    cloud = lab.local_cloud()            # one per kernel, stopped when the kernel stops
-    api = lab.signed_in(cloud, "ada")    # an ApiClient with Ada's Cognito ID token
+    cloud = lab.target()                 # the local cloud (default) or your AWS account (WORKSHOP_TARGET=aws)
+    api = cloud.signed_in("ada")         # an ApiClient with Ada's Cognito ID token
 
 and then talks HTTP to the app as any client would: ``api.upload(photo)``, ``api.thumbnail(...)``.
+
+A cell that only a laptop can run (attach a debugger to a local process, inject a fault) starts with
+``%%local_only <what to do on AWS instead>``: on AWS it prints that line and runs nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from workshop import config
 PASSWORD = "Passw0rd!"  # the workshop's throwaway local password; the local pool lives in memory only
 _cloud = None
 _cloud_options: dict[str, Any] = {}  # what _cloud was started with
+_target = None
+LOCAL_ONLY = "🖥️ local only"  # the one marker of cells that run on the local cloud only
 
 
 class ExerciseNotDone(AssertionError):
@@ -40,9 +45,69 @@ def check(condition: bool, message: str) -> None:
     print("✔ Success")
 
 
-def target() -> str:
-    """Where the notebooks run the app: "local" (default) or "aws" (WORKSHOP_TARGET=aws)."""
-    return "aws" if config.target_is_aws() else "local"
+def target(**options: Any):
+    """The kernel's target (a ``workshop.target.Target``): the local cloud, started on first use, or, with
+    ``WORKSHOP_TARGET=aws``, your AWS account (profile and region), where the app's stack is deployed with
+    ``sam build`` and ``sam deploy`` if it is not there yet. ``options`` go to the local cloud."""
+    global _target
+    from workshop.target import aws_target, local_target
+
+    if not config.target_is_aws():
+        cloud = local_cloud(**options)
+        if _target is None or _target.local is not cloud:
+            _target = local_target(cloud)
+        return _target
+    if _target is None:
+        _target = aws_target()
+        where = _target.endpoint_url or "AWS"
+        print(f"target aws: account {_target.account()}, region {_target.region}, stack {_target.stack_name} "
+              f"({where})")
+        if not _target.stack_exists():
+            deploy_app(_target)
+    return _target
+
+
+def deploy_app(target, parameters: Mapping[str, str] | None = None) -> None:
+    """``sam build`` then ``sam deploy`` of sam-app/ to ``target`` (what notebook 07 teaches), with progress."""
+    overrides = " ".join(f"{k}={v}" for k, v in (parameters or {}).items())
+    print(f"the stack {target.stack_name} is not deployed: sam build && sam deploy (a few minutes on AWS)")
+    began = time.monotonic()
+    target.sam("build")
+    print(f"  built in {time.monotonic() - began:.0f} s; deploying")
+    target.sam("deploy", "--stack-name", target.stack_name, "--no-confirm-changeset", "--no-fail-on-empty-changeset",
+               *(["--parameter-overrides", overrides] if overrides else []), timeout=1800)
+    target.refresh()
+    print(f"  deployed in {time.monotonic() - began:.0f} s: {target.api_url}")
+
+
+def is_local() -> bool:
+    """True on the local cloud (the default), False with ``WORKSHOP_TARGET=aws``."""
+    return not config.target_is_aws()
+
+
+def _local_only(line: str, cell: str) -> None:
+    """``%%local_only <what to do on AWS>``: runs the cell on the local cloud; on AWS prints one line."""
+    from IPython import get_ipython
+
+    if not is_local():
+        print(f"{LOCAL_ONLY}: skipped on AWS. {line.strip()}")
+        return
+    print(LOCAL_ONLY)
+    result = get_ipython().run_cell(cell)
+    result.raise_error()
+
+
+def _register_magic() -> None:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.register_magic_function(_local_only, "cell", "local_only")
+
+
+_register_magic()
 
 
 def local_cloud(**options: Any):
@@ -66,7 +131,9 @@ def local_cloud(**options: Any):
 
 
 def signed_in(cloud, name: str, password: str = PASSWORD) -> "ApiClient":
-    """An API client for user ``name``, added to the local user pool if new."""
+    """An API client for user ``name`` of ``cloud`` (a target, or a ``LocalCloud``), added to its user pool if new."""
+    if hasattr(cloud, "signed_in"):
+        return cloud.signed_in(name, password)
     from localcloud import CloudError
 
     try:
@@ -158,16 +225,29 @@ def show(images: dict[str, bytes] | Iterable[tuple[str, bytes]], size: float = 3
     plt.show()
 
 
-def sam(*args: str, cwd: Path | None = None, check: bool = False,
+def sam(*args: str, cwd: Path | None = None, check: bool = False, timeout: float = 600,
         aws_env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run SAM CLI (the one installed beside this Python) in sam-app/, without telemetry.
+    """Run SAM CLI (the one installed beside this Python) in sam-app/, without telemetry, for at most
+    ``timeout`` seconds. ``check=True``: a non-zero exit raises ``CommandFailed`` with SAM's stderr.
 
-    ``aws_env`` (e.g. ``cloud.environment()``) replaces every ``AWS_*`` variable of this process.
+    ``aws_env`` (e.g. ``cloud.environment()``) replaces every ``AWS_*`` variable of this process. Commands
+    that need no account (build, validate, generate-event) get a region only if none is set.
     """
+    from workshop.target import CommandFailed
+
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), "SAM_CLI_TELEMETRY": "0"}
     if aws_env is not None:
         env = {**{k: v for k, v in env.items() if not k.startswith("AWS_")}, **aws_env}
-    env.setdefault("AWS_DEFAULT_REGION", config.region())
-    return subprocess.run([str(Path(bin_dir) / "sam"), *args], cwd=cwd or config.repo_root() / "sam-app",
-                          env=env, capture_output=True, text=True, check=check)
+    if not (env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or env.get("AWS_PROFILE")):
+        env["AWS_DEFAULT_REGION"] = config.region()
+    command = [str(Path(bin_dir) / "sam"), *args]
+    try:
+        done = subprocess.run(command, cwd=cwd or config.repo_root() / "sam-app", env=env, capture_output=True,
+                              text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as error:
+        raise CommandFailed(command, None, error.stderr.decode() if isinstance(error.stderr, bytes)
+                            else error.stderr or "") from None
+    if check and done.returncode != 0:
+        raise CommandFailed(command, done.returncode, done.stderr)
+    return done
