@@ -172,6 +172,8 @@ def _translate(sam: dict[str, Any], parameters: dict[str, str], region: str) -> 
     to_py27_compatible_template(sam, parameters)
     # its metrics are never published offline, and it says so at every translation
     logging.getLogger("samtranslator.metrics").setLevel(logging.ERROR)
+    # with no feature-toggle config (SAM CLI passes none either), every DeploymentPreference warns of its defaults
+    logging.getLogger("samtranslator.feature_toggle").setLevel(logging.ERROR)
     try:
         out = Translator(None, Parser(), boto_session=session).translate(
             sam, parameter_values=parameters, get_managed_policy_map=_NoManagedPolicies().load
