@@ -145,6 +145,19 @@ def _function(names: Names, lid: str, props: Mapping[str, Any]) -> tuple[Any, di
     return name, {"Arn": names.arn("lambda", f"function:{name}"), "SnapStartResponse": {}}
 
 
+def _version(names: Names, lid: str, props: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+    # a stack's first version of a function is 1 (a prediction: a deployed stack records the real number)
+    function = str(props.get("FunctionName", "")).rsplit(":", 1)[-1]
+    arn = names.arn("lambda", f"function:{function}:1")
+    return arn, {"Version": "1", "FunctionArn": arn}
+
+
+def _alias(names: Names, lid: str, props: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+    function = str(props.get("FunctionName", "")).rsplit(":", 1)[-1]
+    arn = names.arn("lambda", f"function:{function}:{props.get('Name', lid)}")
+    return arn, {"AliasArn": arn}
+
+
 def _role(names: Names, lid: str, props: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
     name = props.get("RoleName") or names.generated_name(lid, max_length=64)
     return name, {"Arn": names.arn("iam", f"role/{name}", region=False), "RoleId": "AROA" + suffix(lid, length=17)}
@@ -186,6 +199,8 @@ _PREDICTORS: dict[str, _Predictor] = {
     "AWS::Cognito::UserPool": _user_pool,
     "AWS::Cognito::UserPoolClient": _user_pool_client,
     "AWS::Lambda::Function": _function,
+    "AWS::Lambda::Version": _version,
+    "AWS::Lambda::Alias": _alias,
     "AWS::IAM::Role": _role,
     "AWS::ApiGateway::RestApi": _rest_api,
     "AWS::ApiGateway::Stage": _stage,

@@ -143,7 +143,10 @@ def test_routes_with_their_auth(sns: Stack) -> None:
             if event["Type"] == "Api":
                 p = event["Properties"]
                 authorizer = (p.get("Auth") or {}).get("Authorizer", default_auth)
-                expected[(p["Method"].upper(), p["Path"])] = (sns.refs[lid], authorizer != "NONE")
+                # with AutoPublishAlias, SAM points the API at the alias (function:live)
+                alias = resource["Properties"].get("AutoPublishAlias")
+                target = f"{sns.refs[lid]}:{alias}" if alias else sns.refs[lid]
+                expected[(p["Method"].upper(), p["Path"])] = (target, authorizer != "NONE")
     assert {k: (r.function, r.authorized) for k, r in routes.items()} == expected
     assert routes[("GET", "/ping")].authorized is False
     assert sns.stage_name("ThumbnailApi") == "Prod"
@@ -303,7 +306,14 @@ def test_a_transformed_template_gives_the_same_stack(sns: Stack) -> None:
         "S3Bucket": "bucket", "S3Key": "code.zip"}
     # THEN a stack of it names and wires everything as the stack of the file does
     stack = Stack.from_template(translation.template, parameters={"Dispatch": "sns"}).predict()
-    assert stack.refs == sns.refs and stack.attrs == sns.attrs
+    # (a version's logical id ends with a hash of its code, by SAM's design: the code's URI differs here)
+    def by_kind(values: dict) -> dict:
+        def key(k):
+            lid = k if isinstance(k, str) else k[0]
+            lid = re.sub(r"Version[0-9a-f]{10}$", "Version<hash>", lid)
+            return lid if isinstance(k, str) else (lid, *k[1:])
+        return {key(k): v for k, v in values.items()}
+    assert by_kind(stack.refs) == by_kind(sns.refs) and by_kind(stack.attrs) == by_kind(sns.attrs)
     assert stack.routes() == sns.routes() and stack.sns_subscriptions() == sns.sns_subscriptions()
     assert stack.physical_name("CommandsTopic") == sns.outputs()["CommandsTopicName"]
     assert stack.physical_name("DeadLetterQueue") == sns.outputs()["DeadLetterQueueName"]
