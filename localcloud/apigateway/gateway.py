@@ -377,6 +377,14 @@ class LocalApiGateway:
                 self._pool = None
                 raise
 
+    def redeploy(self, other: "LocalApiGateway") -> None:
+        """Serve ``other``'s API (routes, authorizer, stage...) from now on, on this gateway's port and
+        connections: a stack update deploys the API anew, and API Gateway keeps answering while it does."""
+        runtime = {"_http", "_pool", "_lifecycle"}  # the server itself stays
+        for name, value in vars(other).items():
+            if name not in runtime:
+                setattr(self, name, value)
+
     def stop(self) -> None:
         """Stop serving, close every connection and join the server thread. Idempotent."""
         with self._lifecycle:

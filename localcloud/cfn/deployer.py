@@ -129,10 +129,12 @@ class CloudDeployer:
             if refused is not None:  # refused at deploy time, never left out without a word
                 current, reason = refused
                 raise CloudError(reason)
-            port = old.port if old is not None else None  # the API keeps its URL
+            port = old.port if old is not None else None  # the API keeps its URL and its connections
+            gateway = None
             if old is not None:
+                gateway, old.gateway = old.gateway, None
                 self._stop_parts(old)
-            self._start_parts(running, port)
+            self._start_parts(running, port, gateway)
         except Exception as e:  # noqa: BLE001 - any failure rolls back
             reason = _reason(e)
             if current is not None:
@@ -152,7 +154,9 @@ class CloudDeployer:
                  emit: Callable[[ResourceEvent], None]) -> None:
         """Undo what the failed deploy changed, newest first; then run the previous version again."""
         running: _Running | None = failed.state if failed is not None else None
+        gateway = None
         if running is not None:
+            gateway, running.gateway = running.gateway, None
             self._stop_parts(running)
             for lid, rtype, undo in reversed(running.changes):
                 created = lid not in (previous.state.stack.resources if previous is not None else {})
@@ -165,7 +169,9 @@ class CloudDeployer:
                     continue
                 emit(ResourceEvent(lid, rtype, "DELETE_COMPLETE" if created else "UPDATE_COMPLETE"))
         if previous is not None:
-            self._start_parts(previous.state, previous.state.port)
+            self._start_parts(previous.state, previous.state.port, gateway)
+        elif gateway is not None:
+            gateway.stop()
 
     def delete(self, stack_name: str, deployed: DeployedStack, emit: Callable[[ResourceEvent], None]) -> None:
         """Stop the stack's API and event sources, then delete its resources in reverse dependency order."""
@@ -392,10 +398,15 @@ class CloudDeployer:
 
     # ----------------------------------------------------------------- what runs: API, event sources
 
-    def _start_parts(self, running: _Running, port: int | None = None) -> None:
+    def _start_parts(self, running: _Running, port: int | None = None,
+                     gateway: LocalApiGateway | None = None) -> None:
+        """Start the stack's event sources and API; ``gateway``, the API serving until now, takes the new
+        routes on its port (no connection dropped) or stops when the stack has no API any more."""
         from localcloud.event_sources.sources import EventSources
 
         if running.event_sources is not None:  # running already (a refused update changed nothing)
+            if gateway is not None and gateway is not running.gateway:
+                gateway.stop()
             return
         stack = running.stack
         sources = EventSources(stack, self.clients, self.invoke, endpoint_url=self.endpoint_url,
@@ -404,11 +415,16 @@ class CloudDeployer:
         sources.start()
         running.event_sources = sources
         routes = stack.routes()
-        if routes:
+        if routes and gateway is not None:
+            gateway.redeploy(self._gateway(stack, routes, gateway.port, start=False))
+            running.gateway, running.port = gateway, gateway.port
+        elif routes:
             running.gateway = self._gateway(stack, routes, port or self.api_port(stack.stack_name))
             running.port = running.gateway.port
+        elif gateway is not None:
+            gateway.stop()
 
-    def _gateway(self, stack: Stack, routes: list, port: int) -> LocalApiGateway:
+    def _gateway(self, stack: Stack, routes: list, port: int, start: bool = True) -> LocalApiGateway:
         from localcloud.apigateway.gateway import LocalApiGateway, Route
 
         apis = sorted({r.api for r in routes})
@@ -425,7 +441,8 @@ class CloudDeployer:
             account_id=self.account_id,
             on_request=self.on_request,
         )
-        gateway.start()
+        if start:
+            gateway.start()
         return gateway
 
     @staticmethod

@@ -7,6 +7,7 @@ Python API is used to check what happened.
 from __future__ import annotations
 
 import base64
+import http.client
 import io
 import json
 import os
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -219,10 +221,22 @@ def test_sam_deploy_updates_rolls_back_on_alarm_and_sam_delete_leaves_nothing(fa
     again = _cli(fast_cloud, *deploy, cwd=app)  # nothing changed: a no-op
     assert again.returncode == 0 and "No changes to deploy" in again.stdout + again.stderr, again.stdout + again.stderr
 
+    # a client's keep-alive connection, open across the update: API Gateway keeps answering on it
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+
+    def on_the_open_connection() -> tuple[int, str]:
+        connection.request("GET", parts.path)
+        answer = connection.getresponse()
+        return answer.status, answer.read().decode()
+
+    assert on_the_open_connection() == (200, "v1")
     _write_app(app, "v2")
     second = _cli(fast_cloud, *deploy, cwd=app)
     assert second.returncode == 0, second.stdout + second.stderr
     assert _get(url) == (200, "v2")
+    assert on_the_open_connection() == (200, "v2")
+    connection.close()
     lam = fast_cloud.client("lambda")
     function = cfn.describe_stack_resource(StackName="hello", LogicalResourceId="HelloFunction")[
         "StackResourceDetail"]["PhysicalResourceId"]

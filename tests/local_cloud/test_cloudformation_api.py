@@ -13,6 +13,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -39,7 +40,7 @@ from localcloud.sdk import FAKE_CREDENTIALS, Clients
 
 pytestmark = pytest.mark.local_cloud
 
-SAM = Path("/work/main/.venv/bin/sam")
+SAM = Path(sys.executable).parent / "sam"  # the SAM CLI installed beside this Python
 REGION = "us-east-1"
 FAST = {"Delay": 0.1, "MaxAttempts": 100}
 
