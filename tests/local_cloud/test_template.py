@@ -146,7 +146,10 @@ def test_routes_with_their_auth(sns: Stack) -> None:
                 expected[(p["Method"].upper(), p["Path"])] = (sns.refs[lid], authorizer != "NONE")
     assert {k: (r.function, r.authorized) for k, r in routes.items()} == expected
     assert routes[("GET", "/ping")].authorized is False
-    assert sns.stage_name("ThumbnailApi") == "Prod"
+    stage = sns.stage("ThumbnailApi")
+    assert stage.name == "Prod" and stage.variables == {} and stage.binary_media_types == []
+    assert stage.method_settings == [{"ResourcePath": "/*", "HttpMethod": "*", "ThrottlingRateLimit": 50,
+                                      "ThrottlingBurstLimit": 100}]
     pool_id, clients = sns.user_pool_for_api()
     assert pool_id == sns.refs["UserPool"] and clients == [sns.refs["UserPoolClient"]]
 
