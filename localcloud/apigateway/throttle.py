@@ -36,7 +36,9 @@ class MethodThrottle:
         rate, burst = setting.get("ThrottlingRateLimit"), setting.get("ThrottlingBurstLimit")
         if rate is None and burst is None:
             return None
-        path = str(setting.get("ResourcePath") or "/*").replace("~1", "/")
+        path = str(setting.get("ResourcePath") or "/*")
+        if path not in ("/", "/*"):  # "/~1photos~1{id}": the separator, then the path with "/" written "~1"
+            path = path.removeprefix("/").replace("~1", "/")
         return cls(path, str(setting.get("HttpMethod") or "*").upper(),
                    None if rate is None else float(rate), None if burst is None else int(burst))
 
