@@ -412,6 +412,7 @@ class LocalApiGateway:
         self._stage_variables = dict(stage_variables) if stage_variables else None
         self._throttle = StageThrottle(throttling)
         self._concurrency_wait_s = concurrency_wait_s
+        self._freed = threading.Condition()  # an invocation ended: a request waiting for concurrency may go
         self._deployment_id = _resource_id(secrets.token_hex(8))
         self._http = HttpServer(self._serve, host=host, port=port, name="LocalApiGateway")
         self._pool: _DaemonPool | None = None
@@ -501,15 +502,25 @@ class LocalApiGateway:
         reserved concurrency is the template's choice: its throttle is answered at once, as on AWS.
         """
         deadline = time.monotonic() + self._concurrency_wait_s
-        pause = 0.002
         while True:
             try:
-                return self._invoke(function, event)
+                outcome = self._invoke(function, event)
             except Throttled as e:
-                if e.reason == "ReservedFunctionConcurrentInvocationLimitExceeded" or time.monotonic() >= deadline:
+                left = deadline - time.monotonic()
+                if e.reason == "ReservedFunctionConcurrentInvocationLimitExceeded" or left <= 0:
                     raise
-            time.sleep(pause)
-            pause = min(pause * 2, 0.025)
+                with self._freed:  # woken when one of this API's invocations ends; other sources' within 50 ms
+                    self._freed.wait(min(0.05, left))
+                continue
+            except BaseException:
+                self._notify_freed()
+                raise
+            self._notify_freed()
+            return outcome
+
+    def _notify_freed(self) -> None:
+        with self._freed:
+            self._freed.notify()
 
     @staticmethod
     def _gateway_error(e: GatewayError, info: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
