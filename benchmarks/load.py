@@ -207,110 +207,134 @@ def _ping_in_process(count: int) -> list[float]:
     return out
 
 
-def run_front(burst: int = BURST, clients: int = 20, seconds: float = 2.0, warm: int = 300,
-              verbose: bool = True) -> dict[str, Any]:
-    """The burst, the 20-client throughput and warm latency of ``GET /ping`` (see the module docstring)."""
+def measure_front(port: int, path: str, burst: int = BURST, clients: int = 20, seconds: float = 2.0,
+                  warm: int = 300, before_clients: Any = None, say: Any = print) -> dict[str, Any]:
+    """The burst, the keep-alive clients' throughput and warm latency of ``GET path`` on 127.0.0.1:``port``."""
     import http.client
     import socket
 
-    from localcloud import LocalCloud
-    from localcloud.apigateway.throttle import StageThrottle
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+    with contextlib.closing(http.client.HTTPConnection("127.0.0.1", port, timeout=30)) as conn:  # a warm environment
+        for _ in range(3):
+            conn.request("GET", path)
+            conn.getresponse().read()
+    time.sleep(2.5)  # the burst meets a full bucket
+    # -- the burst: every connection opened, then every request sent, then every answer read
+    statuses: dict[str, int] = {}
+    latencies: list[float] = []
+    barrier = threading.Barrier(burst + 1)
+    lock = threading.Lock()
 
-    say = print if verbose else (lambda *a, **k: None)
-    with LocalCloud(TEMPLATE, port=0, dispatch="sns", control=False) as cloud:
-        port = cloud.gateway.port
-        request = b"GET /Prod/ping HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-        with contextlib.closing(http.client.HTTPConnection("127.0.0.1", port, timeout=30)) as conn:  # a warm environment
-            for _ in range(3):
-                conn.request("GET", "/Prod/ping")
-                conn.getresponse().read()
-        time.sleep(2.5)  # the burst meets a full bucket
-        # -- the burst: every connection opened, then every request sent, then every answer read
-        statuses: dict[str, int] = {}
-        latencies: list[float] = []
-        barrier = threading.Barrier(burst + 1)
-
-        def one() -> None:
-            try:
-                sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-            except OSError as e:
+    def one() -> None:
+        try:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        except OSError as e:
+            with lock:
                 statuses[type(e).__name__] = statuses.get(type(e).__name__, 0) + 1
-                barrier.wait()
-                return
             barrier.wait()
-            t0 = time.perf_counter()
-            try:
-                sock.sendall(request)
-                answer = http.client.HTTPResponse(sock)
-                answer.begin()
-                answer.read()
-                key = str(answer.status)
-                latencies.append((time.perf_counter() - t0) * 1000)
-            except OSError as e:  # a reset or a time-out: not answered
-                key = type(e).__name__
-            finally:
-                sock.close()
-            statuses[key] = statuses.get(key, 0) + 1
-
-        threads = [threading.Thread(target=one) for _ in range(burst)]
-        for t in threads:
-            t.start()
+            return
         barrier.wait()
         t0 = time.perf_counter()
-        for t in threads:
-            t.join()
-        burst_s = time.perf_counter() - t0
-        answered = sum(v for k, v in statuses.items() if k.isdigit())
-        say(f"burst of {burst}: {answered}/{burst} answered in {burst_s:.2f} s, statuses {dict(sorted(statuses.items()))}")
+        try:
+            sock.sendall(request)
+            answer = http.client.HTTPResponse(sock)
+            answer.begin()
+            answer.read()
+            key = str(answer.status)
+            latencies.append((time.perf_counter() - t0) * 1000)
+        except OSError as e:  # a reset or a time-out: not answered
+            key = type(e).__name__
+        finally:
+            sock.close()
+        with lock:
+            statuses[key] = statuses.get(key, 0) + 1
 
-        # -- 20 keep-alive clients, the stage's throttling lifted (see the docstring)
-        cloud.gateway._throttle = StageThrottle(())  # noqa: SLF001 - the front's capacity, not the template's limit
-        stop = threading.Event()
-        counts: list[tuple[int, int]] = []
+    threads = [threading.Thread(target=one) for _ in range(burst)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    burst_s = time.perf_counter() - t0
+    answered = sum(v for k, v in statuses.items() if k.isdigit())
+    say(f"burst of {burst}: {answered}/{burst} answered in {burst_s:.2f} s, statuses {dict(sorted(statuses.items()))}")
 
-        def client() -> None:
-            ok = errors = 0
-            with contextlib.closing(http.client.HTTPConnection("127.0.0.1", port, timeout=30)) as conn:
-                while not stop.is_set():
-                    conn.request("GET", "/Prod/ping")
+    if before_clients is not None:
+        before_clients()
+    stop = threading.Event()
+    counts: list[tuple[int, int]] = []
+
+    def client() -> None:
+        ok = errors = 0
+        with contextlib.closing(http.client.HTTPConnection("127.0.0.1", port, timeout=10)) as conn:
+            while not stop.is_set():
+                try:
+                    conn.request("GET", path)
                     answer = conn.getresponse()
                     answer.read()
-                    if answer.status == 200:
-                        ok += 1
-                    else:
-                        errors += 1
-            counts.append((ok, errors))
+                except OSError:  # a reset or a time-out; the connection is made again
+                    errors += 1
+                    conn.close()
+                    continue
+                if answer.status == 200:
+                    ok += 1
+                else:
+                    errors += 1
+        counts.append((ok, errors))
 
-        workers = [threading.Thread(target=client) for _ in range(clients)]
-        t0 = time.perf_counter()
-        for t in workers:
-            t.start()
-        time.sleep(seconds)
-        stop.set()
-        for t in workers:
-            t.join()
-        elapsed = time.perf_counter() - t0
-        ok, errors = sum(c[0] for c in counts), sum(c[1] for c in counts)
-        say(f"{clients} keep-alive clients: {ok / elapsed:,.0f} requests/s, {errors} errors")
+    workers = [threading.Thread(target=client) for _ in range(clients)]
+    t0 = time.perf_counter()
+    for t in workers:
+        t.start()
+    time.sleep(seconds)
+    stop.set()
+    for t in workers:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    ok, errors = sum(c[0] for c in counts), sum(c[1] for c in counts)
+    say(f"{clients} keep-alive clients: {ok / elapsed:,.0f} requests/s, {errors} errors")
 
-        # -- warm latency, one client in a row
-        warm_ms = []
-        with contextlib.closing(http.client.HTTPConnection("127.0.0.1", port, timeout=30)) as conn:
-            for _ in range(warm):
-                t1 = time.perf_counter()
-                conn.request("GET", "/Prod/ping")
+    warm_ms = []
+    with contextlib.closing(http.client.HTTPConnection("127.0.0.1", port, timeout=10)) as conn:
+        for _ in range(warm):
+            t1 = time.perf_counter()
+            try:
+                conn.request("GET", path)
                 conn.getresponse().read()
-                warm_ms.append((time.perf_counter() - t1) * 1000)
+            except OSError:
+                conn.close()
+                continue
+            warm_ms.append((time.perf_counter() - t1) * 1000)
     floor = _ping_in_process(warm)
-    result = {
+    return {
         "burst": burst, "burst_answered": answered, "burst_statuses": statuses, "burst_seconds": round(burst_s, 2),
         "burst_p50_ms": round(_percentile(latencies, 50), 1), "burst_p99_ms": round(_percentile(latencies, 99), 1),
         "clients": clients, "clients_rps": round(ok / elapsed), "clients_errors": errors,
         "warm_p50_ms": round(_percentile(warm_ms, 50), 2), "warm_p99_ms": round(_percentile(warm_ms, 99), 2),
         "in_process_p50_ms": round(_percentile(floor, 50), 3),
         "overhead_p50_ms": round(_percentile(warm_ms, 50) - _percentile(floor, 50), 2),
-        "peer_serverless_offline": PEER,
     }
+
+
+def run_front(burst: int = BURST, clients: int = 20, seconds: float = 2.0, warm: int = 300,
+              verbose: bool = True, peer_port: int | None = None) -> dict[str, Any]:
+    """Ours on ``GET /ping`` (see the module docstring); and a running peer's on ``GET /hello`` at ``peer_port``."""
+    from localcloud import LocalCloud
+    from localcloud.apigateway.throttle import StageThrottle
+
+    say = print if verbose else (lambda *a, **k: None)
+    with LocalCloud(TEMPLATE, port=0, dispatch="sns", control=False) as cloud:
+        gateway = cloud.gateway
+
+        def lift() -> None:  # the front's capacity, not the template's limit (serverless-offline has none)
+            gateway._throttle = StageThrottle(())  # noqa: SLF001
+
+        result = measure_front(gateway.port, "/Prod/ping", burst, clients, seconds, warm, lift, say)
+    result["peer_serverless_offline"] = PEER
+    if peer_port is not None:
+        say(f"the peer on 127.0.0.1:{peer_port}, measured now:")
+        result["peer_measured"] = measure_front(peer_port, "/hello", burst, clients, seconds, warm, None, say)
     return result
 
 
@@ -324,6 +348,13 @@ def _print_front(r: dict[str, Any]) -> None:
     print(f"  warm, one client: p50 {r['warm_p50_ms']} ms, p99 {r['warm_p99_ms']} ms; in-process handler p50 "
           f"{r['in_process_p50_ms']} ms: overhead {r['overhead_p50_ms']} ms"
           f"   | peer: p50 {PEER['warm_p50_ms']} ms, p99 {PEER['warm_p99_ms']} ms")
+    p = r.get("peer_measured")
+    if p:
+        print(f"serverless-offline measured in this run (GET /hello, same handler): burst of {p['burst']}: "
+              f"{p['burst_answered']}/{p['burst']} answered ({p['burst_statuses']}) in {p['burst_seconds']} s, "
+              f"p50 {p['burst_p50_ms']} ms, p99 {p['burst_p99_ms']} ms; {p['clients']} clients: "
+              f"{p['clients_rps']:,} requests/s, {p['clients_errors']} errors; warm p50 {p['warm_p50_ms']} ms, "
+              f"p99 {p['warm_p99_ms']} ms (overhead {p['overhead_p50_ms']} ms)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -334,8 +365,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--burst", type=int, default=BURST, help="simultaneous connections of the burst")
     parser.add_argument("--burst-only", action="store_true", help="only the burst and the front's figures")
+    parser.add_argument("--peer-port", type=int, help="a running `serverless offline` serving GET /hello with the "
+                                                      "ping handler on this port: measured beside ours")
     args = parser.parse_args(argv)
-    front = run_front(args.burst, verbose=not args.json)
+    front = run_front(args.burst, verbose=not args.json, peer_port=args.peer_port)
     if args.burst_only:
         if args.json:
             print(json.dumps(front, indent=2))
