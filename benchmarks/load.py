@@ -3,6 +3,11 @@
     python -m benchmarks.load            # the figures and the accounting, for people
     python -m benchmarks.load --json     # the same, for machines
     python -m benchmarks.load --burst-only   # only the burst and front figures (seconds, not minutes)
+    python -m benchmarks.load --burst-only --peer-port 3999   # and a running `serverless offline` beside it
+
+(The peer, out of the repo: ``npm install serverless@3 serverless-offline@13`` in a scratch folder, a
+``serverless.yml`` with one ``http`` event ``GET /hello`` whose handler imports
+``thumbnailr.handlers.ping.lambda_handler``, ``PYTHONPATH=sam-app/src npx serverless offline``.)
 
 Starts a LocalCloud with ``MonthlyQuota=30``; each user uploads one photo (presigned POST), then the
 5 users send their 40 requests each at the same time (one thread and one keep-alive connection per
