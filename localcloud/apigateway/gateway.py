@@ -78,7 +78,8 @@ Stage (``throttling``, ``stage_variables``: the stage's ``MethodSettings`` and `
   * A MOCK integration (the ``OPTIONS`` preflight SAM's ``Cors`` generates) answers its
     ``responseParameters`` headers with its status, without a function; with a default authorizer
     SAM puts it behind the authorizer too (``AddDefaultAuthorizerToCorsPreflight``), as on AWS. A
-    Lambda proxy answer gets no ``Access-Control-*`` header from API Gateway: the function returns them.
+    Lambda proxy answer gets no ``Access-Control-*`` header from API Gateway: the function returns them
+    ("a proxy integration doesn't return an integration response", apigateway/latest/developerguide/how-to-cors.html).
 
 Every response carries ``x-amzn-RequestId`` (= ``requestContext.requestId``), ``x-amz-apigw-id``
 (= ``extendedRequestId``) and ``X-Amzn-Trace-Id``; the function sees the same trace id in the
