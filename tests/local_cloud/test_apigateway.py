@@ -953,3 +953,23 @@ def test_a_mock_integration_answers_the_cors_preflight(fake: FakeLambda, verifie
         assert "Access-Control-Allow-Origin" not in call(gw, "GET", "/hello").headers
     with pytest.raises(ValueError, match="either a function or a mock"):
         LocalApiGateway(routes=[Route("OPTIONS", "/x", "Fn", False, cors)], invoke=fake, verifier=None)
+
+
+@pytest.mark.parametrize("reason", ["ReservedFunctionConcurrentInvocationLimitExceeded",
+                                    "ConcurrentInvocationLimitExceeded"])
+def test_the_deployers_invoke_keeps_the_throttles_reason(reason: str) -> None:
+    # what decides whether the API waits (the account's pool) or answers at once (the function's reserve)
+    from localcloud.cfn.deployer import CloudDeployer
+    from localcloud.lambda_service.service import LambdaError
+
+    class Functions:
+        runtime = None
+
+        def invoke(self, target: str, payload: bytes, json_checked: bool) -> Any:
+            raise LambdaError("TooManyRequestsException", "Rate Exceeded.", fields={"Reason": reason})
+
+    deployer = CloudDeployer(None, Functions(), endpoint_url="http://127.0.0.1:1", region="us-east-1",  # type: ignore[arg-type]
+                             account_id="123456789012")
+    with pytest.raises(Throttled) as caught:
+        deployer.invoke("Fn:live", {})
+    assert (caught.value.function_name, caught.value.reason) == ("Fn", reason)
