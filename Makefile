@@ -58,6 +58,7 @@ bench: $(VENV)/.installed ## the benchmarks: ours side by side with the naive wa
 	$(PY) -m benchmarks.thumbnails
 	$(PY) -m benchmarks.local_runtime
 	$(PY) -m benchmarks.endpoint
+	$(PY) -m benchmarks.load
 
 clean: ## remove build output and caches (keeps .venv)
 	rm -rf sam-app/.aws-sam .pytest_cache .workshop

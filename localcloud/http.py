@@ -152,17 +152,19 @@ class Request(http.server.BaseHTTPRequestHandler):
     def read_body(self, limit: int) -> bytes:
         """The request body (``Content-Length`` or chunked); ``BadRequest`` (400, 413) if malformed or over ``limit``."""
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            if "Content-Length" in self.headers:  # RFC 9112 6.3: chunked wins, and the connection ends after
+                self.close_connection = True
             return self._read_chunked(limit)
-        length_header = self.headers.get("Content-Length")
-        if not length_header:
+        lengths = {v.strip() for v in self.headers.get_all("Content-Length") or ()}
+        if not lengths:
             return b""
-        try:
-            length = int(length_header)
-            if length < 0:
-                raise ValueError(length_header)
-        except ValueError:
+        # RFC 9112 6.3: differing Content-Length values (or one that is not all digits: int() would take
+        # "+5" or "1_0") are an unrecoverable framing error; the rest would be read as another request.
+        length_header = lengths.pop()
+        if lengths or not length_header.isdigit() or not length_header.isascii():
             self.close_connection = True
-            raise BadRequest(400, "Bad Request: invalid Content-Length") from None
+            raise BadRequest(400, "Bad Request: invalid or conflicting Content-Length")
+        length = int(length_header)
         if length > limit:
             self.close_connection = True  # the unread body would be taken for the next request
             raise BadRequest(413, f"HTTP content length exceeded {limit} bytes.")

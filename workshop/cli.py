@@ -176,6 +176,19 @@ def _parameters(items: list[str] | None) -> dict[str, str]:
     return parameters
 
 
+#: C0 and C1 control characters and DEL, but the tab (REPORT lines are tab-separated)
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def printable(value: object) -> str:
+    """``value`` as text with its control characters escaped (``\\n``, ``\\x1b``).
+
+    What a request or a token carries (a path, a header, a token's ``alg``) is printed by ``up``:
+    unescaped, a newline would forge a console line and an ESC sequence would reach the terminal.
+    """
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(value))
+
+
 def _printers(quiet: bool) -> tuple[Any, Any]:
     """(echo of the functions' log lines, access log of the API), both silent when ``quiet``."""
     print_lock = threading.Lock()
@@ -185,7 +198,7 @@ def _printers(quiet: bool) -> tuple[Any, Any]:
             return
         with print_lock:
             for line in lines:
-                print(f"[{function}] {line}", flush=True)
+                print(f"[{printable(function)}] {printable(line)}", flush=True)
 
     def access(info: dict) -> None:
         if quiet:
@@ -193,8 +206,8 @@ def _printers(quiet: bool) -> tuple[Any, Any]:
         with print_lock:
             extra = f" -> {info.get('function')}" if info.get("function") else ""
             error = f" ({info['error']})" if info.get("error") else ""
-            print(f"{time.strftime('%H:%M:%S')} {info.get('method')} {info.get('path')} {info.get('status')} "
-                  f"{info.get('latency_ms', 0):.0f} ms{extra}{error}", flush=True)
+            print(printable(f"{time.strftime('%H:%M:%S')} {info.get('method')} {info.get('path')} {info.get('status')} "
+                            f"{info.get('latency_ms', 0):.0f} ms{extra}{error}"), flush=True)
 
     return echo, access
 

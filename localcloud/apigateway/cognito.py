@@ -39,6 +39,9 @@ __all__ = ["CognitoVerifier", "JwksUnavailable", "TokenInvalid"]
 
 #: Refetch the JWKS for an unknown ``kid`` at most this often (seconds).
 JWKS_REFETCH_INTERVAL_S = 60.0
+#: After a failed fetch, the next is tried no sooner than this: meanwhile tokens are refused at once
+#: instead of each waiting for the JWKS endpoint's time-out.
+JWKS_RETRY_AFTER_FAILURE_S = 5.0
 
 
 class TokenInvalid(Exception):
@@ -73,7 +76,7 @@ class CognitoVerifier:
         issuer: str,
         app_client_ids: Collection[str],
         leeway_s: int = 0,
-        fetch_timeout_s: float = 5.0,
+        fetch_timeout_s: float = 1.0,  # the JWKS is fetched from 127.0.0.1 (moto): a second is plenty
         clock: Callable[[], float] = time.time,
     ) -> None:
         if isinstance(app_client_ids, str):
@@ -92,6 +95,7 @@ class CognitoVerifier:
         self._lock = threading.Lock()
         self._keys: dict[str, jwt.PyJWK] | None = None
         self._last_fetch: float | None = None  # monotonic time of the last fetch attempt
+        self._last_failure: JwksUnavailable | None = None  # the last fetch's error, if it failed
         self.jwks_fetches = 0  # how many times the JWKS was fetched (for tests and curiosity)
 
     @classmethod
@@ -137,14 +141,17 @@ class CognitoVerifier:
             if self._keys is not None and kid in self._keys:
                 return self._keys[kid]
             now = time.monotonic()
-            may_fetch = (
-                self._keys is None
-                or self._last_fetch is None
-                or now - self._last_fetch >= JWKS_REFETCH_INTERVAL_S
-            )
-            if may_fetch:
+            since = None if self._last_fetch is None else now - self._last_fetch
+            if self._last_failure is not None and since is not None and since < JWKS_RETRY_AFTER_FAILURE_S:
+                raise self._last_failure
+            if self._keys is None or since is None or since >= JWKS_REFETCH_INTERVAL_S or self._last_failure:
                 self._last_fetch = now
-                self._keys = self._fetch_keys()
+                try:
+                    self._keys = self._fetch_keys()
+                except JwksUnavailable as e:
+                    self._last_failure = e
+                    raise
+                self._last_failure = None
             if kid in self._keys:
                 return self._keys[kid]
         raise TokenInvalid("unknown key", f"no key with kid {kid!r} in the pool's JWKS")

@@ -48,26 +48,45 @@ Lambda proxy response (what the function returns)
     the knowledge-center article "api-gateway-internal-server-error" lists Lambda throttling under
     500s, and API Gateway's execution log reads "Lambda invocation failed with status: 429 ...
     Method completed with status: 500"). API Gateway itself only answers 429 for *its own* throttles.
-  * ``isBase64Encoded: true`` bodies are decoded and sent as bytes (as when the API's binary media
-    types match); a body that is not valid base64 is ``500 {"message": "Internal server error"}``
-    (API_CONFIGURATION_ERROR). Without a Content-Type from the function, it is application/json.
-  * ``headers`` and ``multiValueHeaders`` are merged; for the same name multiValueHeaders wins.
-    Headers API Gateway reserves (Content-Length, Connection, Date, Server, WWW-Authenticate,
+    The local Lambda's *account* concurrency is a laptop's, far below an AWS account's 1,000: a
+    request that meets it waits for an environment (``concurrency_wait_s``, 10 s) before that 500;
+    a function's reserved concurrency (the template's choice) throttles at once, as on AWS.
+  * ``isBase64Encoded: true`` bodies are decoded and sent as bytes only when the first type of the
+    request's ``Accept`` is one of the API's ``BinaryMediaTypes`` (``binary_media_types``); otherwise
+    the base64 text is the body, as on AWS. A body that is not valid base64 is ``500 {"message":
+    "Internal server error"}`` (API_CONFIGURATION_ERROR). Without a Content-Type from the function,
+    it is application/json.
+  * ``headers`` and ``multiValueHeaders`` are merged into one list per name (names compared without
+    case); a ``headers`` value that repeats a multi value appears once. Headers API Gateway reserves (Content-Length, Connection, Date, Server, WWW-Authenticate,
     Authorization, Transfer-Encoding) come out renamed ``x-amzn-Remapped-<name>``.
   * Integration timeout (29 s by default, ``integration_timeout_s``):
     ``504 {"message": "Endpoint request timed out"}``.
 
 Requests
-  * Request bodies that are not UTF-8 are passed base64-encoded with ``isBase64Encoded: true``.
+  * A request body whose Content-Type is one of the API's binary media types is passed base64-encoded
+    with ``isBase64Encoded: true``; any other is text (bytes that are not UTF-8 become U+FFFD).
   * Over 10 MB (``max_request_bytes``): ``413`` with the plain-text body API Gateway's front end
     sends, "HTTP content length exceeded 10485760 bytes." (observed on a live REST API; the
     documented REQUEST_TOO_LARGE gateway response is never reached for Content-Length bodies).
   * ``Authorization`` and ``User-Agent`` are re-cased as CloudFront does; ``Content-Length`` and
     ``Connection`` are not passed to the function; ``X-Forwarded-For/Port/Proto`` are added.
 
-Every response carries ``x-amzn-RequestId`` (= ``requestContext.requestId``) and
-``x-amz-apigw-id`` (= ``extendedRequestId``); API Gateway's own errors are application/json with
-``x-amzn-ErrorType``.
+Stage (``throttling``, ``stage_variables``: the stage's ``MethodSettings`` and ``Variables``)
+  * Each method has a token bucket (``ThrottlingRateLimit``, ``ThrottlingBurstLimit``; see
+    ``localcloud.apigateway.throttle``): past it, ``429 {"message": "Too Many Requests"}``.
+  * ``stageVariables`` in the event is the stage's ``Variables`` (null when it has none).
+  * A MOCK integration (the ``OPTIONS`` preflight SAM's ``Cors`` generates) answers its
+    ``responseParameters`` headers with its status, without a function; with a default authorizer
+    SAM puts it behind the authorizer too (``AddDefaultAuthorizerToCorsPreflight``), as on AWS. A
+    Lambda proxy answer gets no ``Access-Control-*`` header from API Gateway: the function returns them
+    ("a proxy integration doesn't return an integration response", apigateway/latest/developerguide/how-to-cors.html).
+
+Every response carries ``x-amzn-RequestId`` (= ``requestContext.requestId``), ``x-amz-apigw-id``
+(= ``extendedRequestId``) and ``X-Amzn-Trace-Id``; the function sees the same trace id in the
+``X-Amzn-Trace-Id`` request header (the client's own, if it sent one). API Gateway's own errors are
+application/json with ``x-amzn-ErrorType``. With the pool's JWKS unreachable, a token is answered
+``401 {"message": "Unauthorized"}`` (within the verifier's short fetch timeout), as AWS answers a
+token its keys cannot verify.
 
 Server: :class:`localcloud.http.HttpServer` on 127.0.0.1 (HTTP/1.1 keep-alive, TCP_NODELAY, one
 ``send`` per response; a busy port raises ``PortInUse``), nothing printed to stderr: pass
@@ -92,6 +111,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from localcloud.apigateway.cognito import JwksUnavailable, TokenInvalid
+from localcloud.apigateway.throttle import MethodThrottle, StageThrottle
 from localcloud.apigateway.proxy import (
     GatewayError,
     InvokeOutcome,
@@ -107,7 +127,7 @@ from localcloud.http import BadRequest, HttpServer, Request
 if TYPE_CHECKING:
     from localcloud.apigateway.cognito import CognitoVerifier
 
-__all__ = ["InvokeOutcome", "LocalApiGateway", "Route"]
+__all__ = ["InvokeOutcome", "LocalApiGateway", "MockResponse", "Route"]
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +135,9 @@ log = logging.getLogger(__name__)
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
 #: REST API default (and, without a quota increase, maximum) integration timeout.
 INTEGRATION_TIMEOUT_S = 29.0
+#: How long a request waits for the local Lambda's account concurrency (a laptop's stand-in for the
+#: 1,000 of an AWS account) before it is answered as a throttle. See ``LocalApiGateway._invoke_waiting``.
+CONCURRENCY_WAIT_S = 10.0
 
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"})
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -123,13 +146,23 @@ _PARAM_RE = re.compile(r"^\{([A-Za-z0-9._-]+)(\+?)\}$")
 
 
 @dataclass(frozen=True)
+class MockResponse:
+    """A MOCK integration's answer (what SAM's ``Cors`` generates for the preflight ``OPTIONS``)."""
+
+    status: int = 200
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
 class Route:
-    """One REST API method: ``method`` on resource ``path`` integrates with ``function``."""
+    """One REST API method: ``method`` on resource ``path`` integrates with ``function`` (or is a ``mock``)."""
 
     method: str  # "GET", "POST", ... or "ANY"
     path: str  # API Gateway resource path, e.g. "/photos/{photo_id}" or "/files/{proxy+}"
-    function: str  # the function to invoke
+    function: str | None  # the function to invoke (None: a mock integration)
     authorized: bool  # True => needs a valid Cognito ID token in the Authorization header
+    mock: MockResponse | None = None
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -174,6 +207,20 @@ def _resource_id(path: str) -> str:
         digest, r = divmod(digest, 36)
         out.append(alphabet[r])
     return "".join(out)
+
+
+def _trace_id(now: float) -> str:
+    """An X-Ray trace id as API Gateway starts one: ``Root=1-<epoch, 8 hex>-<96 random bits>``."""
+    return f"Root=1-{int(now):08x}-{secrets.token_hex(12)}"
+
+
+def _trace_root(header: str | None) -> str | None:
+    """``Root=...`` of a client's ``X-Amzn-Trace-Id`` (API Gateway continues the client's trace), or None."""
+    for part in (header or "").split(";"):
+        part = part.strip()
+        if re.fullmatch(r"Root=1-[0-9a-f]{8}-[0-9a-f]{24}", part):
+            return part
+    return None
 
 
 def _is_throttle(exc: BaseException) -> bool:
@@ -317,7 +364,13 @@ class LocalApiGateway:
         on_request: Callable[[dict], None] | None = None,
         integration_timeout_s: float | None = INTEGRATION_TIMEOUT_S,
         max_request_bytes: int = MAX_REQUEST_BYTES,
+        binary_media_types: Sequence[str] = (),
+        stage_variables: dict[str, str] | None = None,
+        throttling: Sequence[MethodThrottle] = (),
+        concurrency_wait_s: float = CONCURRENCY_WAIT_S,
     ) -> None:
+        """``binary_media_types``, ``stage_variables`` and ``throttling`` are the RestApi's
+        ``BinaryMediaTypes`` and its stage's ``Variables`` and ``MethodSettings``."""
         if not stage or not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", stage):
             raise ValueError(f"stage {stage!r}: only letters, digits, '-' and '_' (at most 128)")
         self._resources: list[_Resource] = []
@@ -343,7 +396,9 @@ class LocalApiGateway:
                 raise ValueError(f"two routes for {method} {path}")
             if route.authorized and verifier is None:
                 raise ValueError(f"route {method} {path} is authorized but no verifier was given")
-            resource.methods[method] = Route(method, path, route.function, route.authorized)
+            if (route.function is None) == (route.mock is None):
+                raise ValueError(f"route {method} {path}: give either a function or a mock response")
+            resource.methods[method] = Route(method, path, route.function, route.authorized, route.mock)
         self._invoke = invoke
         self._verifier = verifier
         self._host = host
@@ -354,6 +409,11 @@ class LocalApiGateway:
         self._on_request = on_request
         self._timeout = integration_timeout_s
         self._max_request_bytes = max_request_bytes
+        self._binary_media_types = tuple(binary_media_types)
+        self._stage_variables = dict(stage_variables) if stage_variables else None
+        self._throttle = StageThrottle(throttling)
+        self._concurrency_wait_s = concurrency_wait_s
+        self._freed = threading.Condition()  # an invocation ended: a request waiting for concurrency may go
         self._deployment_id = _resource_id(secrets.token_hex(8))
         self._http = HttpServer(self._serve, host=host, port=port, name="LocalApiGateway")
         self._pool: _DaemonPool | None = None
@@ -380,7 +440,8 @@ class LocalApiGateway:
     def redeploy(self, other: "LocalApiGateway") -> None:
         """Serve ``other``'s API (routes, authorizer, stage...) from now on, on this gateway's port and
         connections: a stack update deploys the API anew, and API Gateway keeps answering while it does."""
-        runtime = {"_http", "_pool", "_lifecycle"}  # the server itself stays
+        # the server itself stays, and so does the signal that wakes requests waiting for concurrency
+        runtime = {"_http", "_pool", "_lifecycle", "_freed"}
         for name, value in vars(other).items():
             if name not in runtime:
                 setattr(self, name, value)
@@ -423,7 +484,8 @@ class LocalApiGateway:
         method = h.command
         raw_target = h.path
         info: dict[str, Any] = {"method": method, "path": raw_target.split("?", 1)[0],
-                                "request_id": request_id, "function": None, "error": None}
+                                "request_id": request_id, "function": None, "error": None,
+                                "trace_id": _trace_root(h.headers.get("X-Amzn-Trace-Id")) or _trace_id(now)}
         try:
             status, headers, body = self._handle(h, now, request_id, apigw_id, info)
         except GatewayError as e:
@@ -433,7 +495,7 @@ class LocalApiGateway:
         except Exception as e:  # a bug here must still answer the client
             log.exception("LocalApiGateway: internal error")
             status, headers, body = self._gateway_error(internal_error(500, f"gateway bug: {e!r}"), info)
-        self._send(h, status, headers, body, request_id, apigw_id)
+        self._send(h, status, headers, body, request_id, apigw_id, info["trace_id"])
         info["status"] = status
         info["latency_ms"] = (time.perf_counter() - started) * 1000.0
         if self._on_request is not None:
@@ -441,6 +503,34 @@ class LocalApiGateway:
                 self._on_request(info)
             except Exception:
                 log.exception("LocalApiGateway: on_request hook failed")
+
+    def _invoke_waiting(self, function: str, event: dict[str, Any]) -> InvokeOutcome:
+        """``invoke``, waiting up to ``concurrency_wait_s`` while the local account concurrency is used up.
+
+        AWS would run the request (an account has 1,000 concurrent executions, a laptop far fewer);
+        waiting for an environment to come free gives the answer AWS gives, later. A function's own
+        reserved concurrency is the template's choice: its throttle is answered at once, as on AWS.
+        """
+        deadline = time.monotonic() + self._concurrency_wait_s
+        while True:
+            try:
+                outcome = self._invoke(function, event)
+            except Throttled as e:
+                left = deadline - time.monotonic()
+                if e.reason == "ReservedFunctionConcurrentInvocationLimitExceeded" or left <= 0:
+                    raise
+                with self._freed:  # woken when one of this API's invocations ends; other sources' within 50 ms
+                    self._freed.wait(min(0.05, left))
+                continue
+            except BaseException:
+                self._notify_freed()
+                raise
+            self._notify_freed()
+            return outcome
+
+    def _notify_freed(self) -> None:
+        with self._freed:
+            self._freed.notify()
 
     @staticmethod
     def _gateway_error(e: GatewayError, info: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -510,15 +600,21 @@ class LocalApiGateway:
                                 "no such resource/method")
         info["function"] = route.function
         info["resource"] = resource.path
+        if not self._throttle.allow(resource.path, route.method):
+            raise GatewayError(429, "Too Many Requests", "TooManyRequestsException",
+                                f"stage throttling: {route.method} {resource.path} is over its rate or burst")
 
         claims = None
         if route.authorized:
             claims = self._authorize(authorization, info)
+        if route.mock is not None:
+            return route.mock.status, list(route.mock.headers), route.mock.body
 
         event = self._event(h, now, request_id, apigw_id, method, path, raw_query, body,
-                            resource, route, path_params, claims)
+                            resource, route, path_params, claims, info["trace_id"])
+        assert route.function is not None
         outcome = self._call(route.function, event)
-        return proxy_response(outcome)
+        return proxy_response(outcome, h.headers.get("Accept"), self._binary_media_types)
 
     def _authorize(self, authorization: str | None, info: dict[str, Any]) -> dict[str, str]:
         assert self._verifier is not None
@@ -534,19 +630,23 @@ class LocalApiGateway:
                 raise GatewayError(401, "The incoming token has expired", "UnauthorizedException",
                                     f"token invalid: {e}") from None
             raise GatewayError(401, "Unauthorized", "UnauthorizedException", f"token invalid: {e}") from None
-        except JwksUnavailable as e:  # AUTHORIZER_CONFIGURATION_ERROR
+        except JwksUnavailable as e:
+            # The pool's keys cannot be had (the local JWKS endpoint is down): on AWS the keys are always
+            # there, and a token they cannot verify (an unknown kid) is answered 401 Unauthorized.
             log.warning("LocalApiGateway: %s", e)
-            raise GatewayError(500, None, "AuthorizerConfigurationException", str(e)) from None
+            raise GatewayError(401, "Unauthorized", "UnauthorizedException", f"JWKS unavailable: {e}") from None
         info["principal"] = claims.get("sub")
         return {name: _claim_str(name, value) for name, value in claims.items()}
 
     def _event(self, h: Request, now: float, request_id: str, apigw_id: str, method: str, path: str,
                raw_query: str, body: bytes, resource: _Resource, route: Route,
-               path_params: dict[str, str], claims: dict[str, str] | None) -> dict[str, Any]:
+               path_params: dict[str, str], claims: dict[str, str] | None, trace_id: str) -> dict[str, Any]:
         port = h.server.server_address[1]
         headers = request_headers(h.headers.items(), h.client_address[0], port)
+        if "x-amzn-trace-id" not in headers.spelled:
+            headers.add("X-Amzn-Trace-Id", trace_id)
         query, multi_query = query_parameters(raw_query)
-        body_field, is_b64 = event_body(body)
+        body_field, is_b64 = event_body(body, headers.get("content-type"), self._binary_media_types)
         host = headers.get("host") or f"{self._host}:{port}"
         return {
             "resource": resource.path,
@@ -557,7 +657,7 @@ class LocalApiGateway:
             "queryStringParameters": query or None,
             "multiValueQueryStringParameters": multi_query or None,
             "pathParameters": path_params or None,
-            "stageVariables": None,
+            "stageVariables": dict(self._stage_variables) if self._stage_variables else None,
             "requestContext": self._request_context(h, now, request_id, apigw_id, method, path, host,
                                                     headers.get("user-agent"), resource, claims),
             "body": body_field,
@@ -595,11 +695,11 @@ class LocalApiGateway:
     def _call(self, function: str, event: dict[str, Any]) -> InvokeOutcome:
         try:
             if self._timeout is None:
-                return self._invoke(function, event)
+                return self._invoke_waiting(function, event)
             pool = self._pool
             if pool is None:
                 raise RuntimeError("the gateway is stopped")
-            call = pool.submit(self._invoke, function, event)
+            call = pool.submit(self._invoke_waiting, function, event)
             if not call.done.wait(self._timeout):
                 raise GatewayError(504, "Endpoint request timed out", None,
                                     f"integration timed out after {self._timeout} s")
@@ -618,5 +718,6 @@ class LocalApiGateway:
 
     @staticmethod
     def _send(h: Request, status: int, headers: list[tuple[str, str]], body: bytes,
-              request_id: str, apigw_id: str) -> None:
-        h.respond(status, [*headers, ("x-amzn-RequestId", request_id), ("x-amz-apigw-id", apigw_id)], body)
+              request_id: str, apigw_id: str, trace_id: str) -> None:
+        h.respond(status, [*headers, ("x-amzn-RequestId", request_id), ("x-amz-apigw-id", apigw_id),
+                           ("X-Amzn-Trace-Id", f"{trace_id};Sampled=0")], body)

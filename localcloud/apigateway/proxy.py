@@ -10,10 +10,10 @@ import base64
 import binascii
 import json
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any, Protocol
 
-__all__ = ["GatewayError", "InvokeOutcome", "event_body", "internal_error", "proxy_response",
+__all__ = ["GatewayError", "InvokeOutcome", "event_body", "internal_error", "is_binary", "proxy_response",
            "query_parameters", "request_headers"]
 
 _PROXY_KEYS = frozenset({"statusCode", "headers", "multiValueHeaders", "body", "isBase64Encoded"})
@@ -110,21 +110,49 @@ def query_parameters(raw_query: str) -> tuple[dict[str, str], dict[str, list[str
     return query, multi
 
 
-def event_body(body: bytes) -> tuple[str | None, bool]:
-    """(``body``, ``isBase64Encoded``): text when it is UTF-8, base64 otherwise."""
+def is_binary(media_type: str | None, binary_media_types: Collection[str]) -> bool:
+    """Whether ``media_type`` (a Content-Type or an Accept entry) is one of the API's ``binaryMediaTypes``.
+
+    A binary media type may use ``*`` for the type or subtype (``image/*``, ``*/*``); parameters
+    (``; charset=...``) are ignored.
+    """
+    if not media_type or not binary_media_types:
+        return False
+    kind, _, sub = media_type.split(";", 1)[0].strip().lower().partition("/")
+    for pattern in binary_media_types:
+        p_kind, _, p_sub = pattern.strip().lower().partition("/")
+        if p_kind in ("*", kind) and p_sub in ("*", sub):
+            return True
+    return False
+
+
+def event_body(body: bytes, content_type: str | None = None,
+               binary_media_types: Collection[str] = ()) -> tuple[str | None, bool]:
+    """(``body``, ``isBase64Encoded``): base64 only when the Content-Type is a binary media type of the API.
+
+    Otherwise API Gateway passes the payload as (UTF-8) text: bytes that are not UTF-8 arrive as
+    U+FFFD, which is how binary uploads to an API without ``BinaryMediaTypes`` get corrupted on AWS.
+    (https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-payload-encodings.html)
+    """
     if not body:
         return None, False
-    try:
-        return body.decode("utf-8"), False
-    except UnicodeDecodeError:
+    if is_binary(content_type, binary_media_types):
         return base64.b64encode(body).decode("ascii"), True
+    return body.decode("utf-8", "replace"), False
 
 
 # -- the function's answer, as HTTP ---------------------------------------------------------------
 
 
-def proxy_response(outcome: InvokeOutcome) -> tuple[int, list[tuple[str, str]], bytes]:
-    """(status, headers, body) of a proxy response; ``GatewayError`` (502, 500) for what API Gateway refuses."""
+def proxy_response(outcome: InvokeOutcome, accept: str | None = None,
+                   binary_media_types: Collection[str] = ()) -> tuple[int, list[tuple[str, str]], bytes]:
+    """(status, headers, body) of a proxy response; ``GatewayError`` (502, 500) for what API Gateway refuses.
+
+    A body with ``isBase64Encoded: true`` is decoded only when the first media type of the request's
+    ``Accept`` is one of the API's binary media types ("API Gateway uses the first Accept header from
+    clients to determine if a response should return binary media", api-gateway-payload-encodings.html);
+    otherwise the client gets the base64 text, as from AWS.
+    """
     payload = outcome.payload
     if isinstance(payload, str):
         payload = payload.encode()
@@ -137,7 +165,8 @@ def proxy_response(outcome: InvokeOutcome) -> tuple[int, list[tuple[str, str]], 
     if not isinstance(response, dict) or not response.keys() <= _PROXY_KEYS:
         raise _malformed()
     status, merged = _status(response), _merged_headers(response)
-    data = _body(response)  # before the header names: a bad body is API Gateway's 500, not 502
+    first_accept = (accept or "").split(",", 1)[0]
+    data = _body(response, is_binary(first_accept, binary_media_types))  # before the header names: a bad body is 500
     return status, _response_headers(merged), data
 
 
@@ -165,13 +194,16 @@ def _header_value(value: Any) -> str:
 
 
 def _merged_headers(response: dict[str, Any]) -> dict[str, list[str]]:
+    """``multiValueHeaders`` and ``headers`` as one list per name, names compared without case.
+
+    "If you specify values for both headers and multiValueHeaders, API Gateway merges them into a
+    single list. If the same key-value pair is specified in both, only the values from
+    multiValueHeaders will appear in the merged list." (set-up-lambda-proxy-integrations.html,
+    output format). So a ``headers`` value is kept beside different multi values (as SAM CLI's
+    start-api does: the multi values first), and dropped only when it repeats one of them.
+    """
     merged: dict[str, list[str]] = {}
-    single = response.get("headers")
-    if single is not None:
-        if not isinstance(single, dict):
-            raise _malformed()
-        for name, value in single.items():
-            merged[name] = [_header_value(value)]
+    spelled: dict[str, str] = {}  # lower-case name -> the spelling first seen
     multi = response.get("multiValueHeaders")
     if multi is not None:
         if not isinstance(multi, dict):
@@ -179,11 +211,22 @@ def _merged_headers(response: dict[str, Any]) -> dict[str, list[str]]:
         for name, values in multi.items():
             if not isinstance(values, list):
                 raise _malformed()
-            merged[name] = [_header_value(v) for v in values]  # multiValueHeaders wins
+            key = spelled.setdefault(str(name).lower(), name)
+            merged.setdefault(key, []).extend(_header_value(v) for v in values)
+    single = response.get("headers")
+    if single is not None:
+        if not isinstance(single, dict):
+            raise _malformed()
+        for name, value in single.items():
+            key = spelled.setdefault(str(name).lower(), name)
+            values = merged.setdefault(key, [])
+            text = _header_value(value)
+            if text not in values:
+                values.append(text)
     return merged
 
 
-def _body(response: dict[str, Any]) -> bytes:
+def _body(response: dict[str, Any], decode_base64: bool) -> bytes:
     body = response.get("body")
     is_b64 = response.get("isBase64Encoded")
     if body is not None and not isinstance(body, str):
@@ -192,7 +235,7 @@ def _body(response: dict[str, Any]) -> bytes:
         raise _malformed()
     if body is None:
         return b""
-    if is_b64:
+    if is_b64 and decode_base64:
         try:
             return base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):

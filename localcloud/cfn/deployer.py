@@ -425,21 +425,30 @@ class CloudDeployer:
             gateway.stop()
 
     def _gateway(self, stack: Stack, routes: list, port: int, start: bool = True) -> LocalApiGateway:
-        from localcloud.apigateway.gateway import LocalApiGateway, Route
+        from localcloud.apigateway.gateway import LocalApiGateway, MockResponse, Route
+        from localcloud.apigateway.throttle import MethodThrottle
 
         apis = sorted({r.api for r in routes})
         if len(apis) > 1:
-            stack.warn(f"several REST APIs ({', '.join(apis)}): all their routes are served on one port")
+            stack.warn(f"several REST APIs ({', '.join(apis)}): all their routes are served on one port, "
+                       f"with the stage settings of {apis[0]}")
+        stage = stack.stage(apis[0])
+        throttling = [t for t in map(MethodThrottle.from_setting, stage.method_settings) if t is not None]
         gateway = LocalApiGateway(
-            routes=[Route(r.method, r.path, r.function, r.authorized) for r in routes],
+            routes=[Route(r.method, r.path, r.function, r.authorized,
+                          None if r.mock is None else MockResponse(r.mock.status, r.mock.headers, r.mock.body.encode()))
+                    for r in routes],
             invoke=self.invoke,
             verifier=self.verifier(stack) if self.verifier is not None and any(r.authorized for r in routes) else None,
             port=port,
-            stage=stack.stage_name(apis[0]),
+            stage=stage.name,
             api_id=str(stack.refs.get(apis[0], "local")),
             region=self.region,
             account_id=self.account_id,
             on_request=self.on_request,
+            binary_media_types=stage.binary_media_types,
+            stage_variables=stage.variables,
+            throttling=throttling,
         )
         if start:
             gateway.start()
@@ -473,7 +482,8 @@ class CloudDeployer:
                 # registered with the runtime alone (a notebook's toy function): it runs, as it did before
                 return runtime.invoke(target, payload)
             if e.code == "TooManyRequestsException":
-                raise Throttled(target.split(":", 1)[0], getattr(e, "reason", "") or "ConcurrentInvocationLimitExceeded") from None
+                raise Throttled(target.split(":", 1)[0],
+                                e.fields.get("Reason") or "ConcurrentInvocationLimitExceeded") from None
             raise
 
     # ----------------------------------------------------------------- what describe-stacks shows

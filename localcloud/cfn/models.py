@@ -28,7 +28,9 @@ __all__ = [
     "AsyncConfig",
     "FunctionModel",
     "RouteModel",
+    "MockModel",
     "S3NotificationModel",
+    "StageModel",
     "SnsSubscriptionModel",
     "StreamMappingModel",
     "function_for",
@@ -37,7 +39,7 @@ __all__ = [
     "routes",
     "s3_notifications",
     "sns_subscriptions",
-    "stage_name",
+    "stage",
     "stream_mappings",
     "user_pool_for_api",
 ]
@@ -71,12 +73,32 @@ class FunctionModel:
 
 
 @dataclass(frozen=True)
+class MockModel:
+    """A MOCK integration's default response: status, the static headers of its responseParameters, body."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: str
+
+
+@dataclass(frozen=True)
 class RouteModel:
     method: str
     path: str
-    function: str  # what it invokes: the function's name, or name:qualifier (an alias, a version)
+    function: str | None  # what it invokes: the function's name, or name:qualifier (None: a mock)
     authorized: bool
     api: str = ""  # the RestApi's logical id
+    mock: MockModel | None = None
+
+
+@dataclass(frozen=True)
+class StageModel:
+    """What a REST API's stage and the API itself set for the local API."""
+
+    name: str = "Prod"
+    variables: dict[str, str] = field(default_factory=dict)
+    method_settings: list[dict[str, Any]] = field(default_factory=list)  # the stage's MethodSettings
+    binary_media_types: list[str] = field(default_factory=list)  # the RestApi's, "~1" read as "/"
 
 
 @dataclass
@@ -188,12 +210,35 @@ def _function(stack: Stack, lid: str, invoke_config: dict[str, Any]) -> Function
 # --------------------------------------------------------------------------- the REST API
 
 
-def stage_name(stack: Stack, api_lid: str) -> str:
+def stage(stack: Stack, api_lid: str) -> StageModel:
+    """The REST API's (first) stage: its name, Variables and MethodSettings, and the API's BinaryMediaTypes."""
+    api = stack.properties(api_lid)
+    body = api.get("Body") if isinstance(api.get("Body"), dict) else {}
+    binary = api.get("BinaryMediaTypes") or body.get("x-amazon-apigateway-binary-media-types") or []
+    binary_types = [str(t).replace("~1", "/") for t in binary]
     for lid in stack.of_type("AWS::ApiGateway::Stage"):
         props = stack.properties(lid)
         if props.get("RestApiId") == stack.refs.get(api_lid):
-            return str(props.get("StageName") or "Prod")
-    return "Prod"
+            variables = props.get("Variables") or {}
+            return StageModel(name=str(props.get("StageName") or "Prod"),
+                              variables={str(k): as_str(v) for k, v in variables.items()},
+                              method_settings=[m for m in props.get("MethodSettings") or [] if isinstance(m, dict)],
+                              binary_media_types=binary_types)
+    return StageModel(binary_media_types=binary_types)
+
+
+def _mock(integration: dict[str, Any]) -> MockModel:
+    """The default response of a MOCK integration, as SAM's ``Cors`` writes it: static header values in quotes."""
+    responses = integration.get("responses") or {}
+    response = responses.get("default") or next(iter(responses.values()), {}) or {}
+    headers = []
+    for name, value in (response.get("responseParameters") or {}).items():
+        name, value = str(name), str(value)
+        if name.startswith("method.response.header.") and len(value) >= 2 and value[0] == value[-1] == "'":
+            headers.append((name.removeprefix("method.response.header."), value[1:-1]))
+    templates = response.get("responseTemplates") or {}
+    body = str(templates.get("application/json") or next(iter(templates.values()), "") or "")
+    return MockModel(int(response.get("statusCode") or 200), tuple(headers), body)
 
 
 def _security_definitions(body: dict[str, Any]) -> dict[str, Any]:
@@ -217,7 +262,14 @@ def routes(stack: Stack) -> list[RouteModel]:
                 if not isinstance(op, dict):
                     continue
                 integration = op.get("x-amazon-apigateway-integration") or {}
-                if str(integration.get("type", "")).lower() != "aws_proxy":  # API Gateway takes AWS_PROXY too
+                kind = str(integration.get("type", "")).lower()  # API Gateway takes AWS_PROXY and aws_proxy
+                verb = "ANY" if method == "x-amazon-apigateway-any-method" else method.upper()
+                if kind == "mock":
+                    authorized = _authorized(stack, op.get("security", default_security), definitions, api, method, path)
+                    if authorized is not None:
+                        out.append(RouteModel(verb, path, None, authorized, api, _mock(integration)))
+                    continue
+                if kind != "aws_proxy":
                     if integration:
                         stack.warn(f"{api}: {method.upper()} {path} is a {integration.get('type')} integration; "
                                    "the local API serves Lambda proxy integrations only: the route is left out")
@@ -232,7 +284,6 @@ def routes(stack: Stack) -> list[RouteModel]:
                 authorized = _authorized(stack, op.get("security", default_security), definitions, api, method, path)
                 if authorized is None:
                     continue
-                verb = "ANY" if method == "x-amazon-apigateway-any-method" else method.upper()
                 out.append(RouteModel(verb, path, fn, authorized, api))
     return out
 

@@ -36,6 +36,7 @@ from localcloud.cfn.models import (
     AsyncConfig,
     FunctionModel,
     RouteModel,
+    StageModel,
     S3NotificationModel,
     SnsSubscriptionModel,
     StreamMappingModel,
@@ -206,11 +207,12 @@ class Stack:
     def functions(self) -> list[FunctionModel]:
         return models.functions(self)
 
-    def stage_name(self, api_lid: str) -> str:
-        return models.stage_name(self, api_lid)
+    def stage(self, api_lid: str) -> StageModel:
+        """The REST API's stage (name, variables, method settings) and its binary media types."""
+        return models.stage(self, api_lid)
 
     def routes(self) -> list[RouteModel]:
-        """Every REST API method that integrates with a function (Lambda proxy), with its auth."""
+        """Every REST API method that integrates with a function (Lambda proxy) or is a mock, with its auth."""
         return models.routes(self)
 
     def user_pool_for_api(self) -> tuple[str, list[str]] | None:

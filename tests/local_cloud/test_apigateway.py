@@ -26,7 +26,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from localcloud.apigateway.gateway import LocalApiGateway, Route
+from localcloud.apigateway.gateway import LocalApiGateway, MockResponse, Route
+from localcloud.apigateway.throttle import MethodThrottle, TokenBucket
 from localcloud.errors import Throttled
 from localcloud.apigateway.cognito import CognitoVerifier
 
@@ -482,15 +483,17 @@ def test_invalid_tokens_are_401_unauthorized(
     assert fake.calls == []
 
 
-def test_unreachable_jwks_is_an_authorizer_configuration_error(fake: FakeLambda, signing_key: rsa.RSAPrivateKey) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead_port = s.getsockname()[1]
-    verifier = CognitoVerifier(jwks_url=f"http://127.0.0.1:{dead_port}/jwks.json", issuer=ISSUER,
-                               app_client_ids=[CLIENT_ID], fetch_timeout_s=1)
-    with LocalApiGateway(routes=[Route("GET", "/me", "Me", True)], invoke=fake, verifier=verifier) as gw:
-        reply = call(gw, "GET", "/me", headers={"Authorization": sign(signing_key, id_claims())})
-        assert_gateway_error(reply, 500, None)
+def test_a_jwks_outage_is_401_unauthorized_without_a_wait_per_request(
+        fake: FakeLambda, signing_key: rsa.RSAPrivateKey) -> None:
+    # A JWKS endpoint that accepts connections and never answers (the worst kind of outage).
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as hung:
+        verifier = CognitoVerifier(jwks_url=f"http://127.0.0.1:{hung.getsockname()[1]}/jwks.json", issuer=ISSUER,
+                                   app_client_ids=[CLIENT_ID], fetch_timeout_s=0.3)
+        with LocalApiGateway(routes=[Route("GET", "/me", "Me", True)], invoke=fake, verifier=verifier) as gw:
+            token = sign(signing_key, id_claims(), kid="rotated-away")
+            for _ in range(3):
+                assert_gateway_error(call(gw, "GET", "/me", headers={"Authorization": token}), 401, "Unauthorized")
+    assert verifier.jwks_fetches == 1  # one fetch timed out; the next requests did not each wait for another
     assert fake.calls == []
 
 
@@ -516,12 +519,17 @@ def test_status_headers_and_body_pass_through(gateway: LocalApiGateway, fake: Fa
     assert reply.headers["x-amz-apigw-id"]
 
 
-def test_multi_value_headers_win_over_headers(gateway: LocalApiGateway, fake: FakeLambda) -> None:
-    fake.responders["Echo"] = lambda event: {"statusCode": 200, "headers": {"X-A": "single", "X-B": "b"},
-                                             "multiValueHeaders": {"X-A": ["m1", "m2"]}}
+def test_headers_and_multi_value_headers_are_merged_without_case(gateway: LocalApiGateway, fake: FakeLambda) -> None:
+    fake.responders["Echo"] = lambda event: {
+        "statusCode": 200,
+        "headers": {"X-A": "single", "X-B": "b", "x-c": "m1"},
+        "multiValueHeaders": {"x-a": ["m1", "m2"], "X-C": ["m1"]},
+    }
     reply = call(gateway, "GET", "/echo")
-    assert reply.headers.get_all("X-A") == ["m1", "m2"]
+    assert reply.headers.get_all("X-A") == ["m1", "m2", "single"]  # both kept, one name whatever its case
+    assert reply.headers.get_all("X-C") == ["m1"]  # the same pair in both appears once
     assert reply.headers["X-B"] == "b"
+    assert [name for name, _ in reply.headers.items() if name.lower() == "x-a"] == ["x-a"] * 3
 
 
 @pytest.mark.parametrize(("response", "status", "body", "content_type"), [
@@ -581,15 +589,15 @@ def test_a_function_error_is_502(gateway: LocalApiGateway, fake: FakeLambda) -> 
 
 
 def test_a_rejected_invocation_is_500(gateway: LocalApiGateway, fake: FakeLambda) -> None:
-    def throttled(event: dict) -> Any:
-        raise Throttled("Echo", "ConcurrentInvocationLimitExceeded")
+    def reserved_throttle(event: dict) -> Any:
+        raise Throttled("Echo", "ReservedFunctionConcurrentInvocationLimitExceeded")
 
     def broken(event: dict) -> Any:
         raise RuntimeError("the runtime could not start")
 
     records: list[dict] = []
     gateway._on_request = records.append  # noqa: SLF001 - peek at the access-log record
-    for responder in (throttled, broken):
+    for responder in (reserved_throttle, broken):
         fake.responders["Echo"] = responder
         assert_gateway_error(call(gateway, "GET", "/echo"), 500, "Internal server error")
     deadline = time.monotonic() + 5
@@ -599,9 +607,11 @@ def test_a_rejected_invocation_is_500(gateway: LocalApiGateway, fake: FakeLambda
     assert "RuntimeError" in records[1]["error"]
 
 
-def test_invalid_base64_in_a_response_is_500(gateway: LocalApiGateway, fake: FakeLambda) -> None:
+def test_invalid_base64_in_a_response_to_decode_is_500(fake: FakeLambda) -> None:
     fake.responders["Echo"] = lambda event: {"statusCode": 200, "body": "***", "isBase64Encoded": True}
-    assert_gateway_error(call(gateway, "GET", "/echo"), 500, "Internal server error")
+    with LocalApiGateway(routes=[Route("GET", "/echo", "Echo", False)], invoke=fake, verifier=None,
+                         binary_media_types=["*/*"]) as gw:
+        assert_gateway_error(call(gw, "GET", "/echo", headers={"Accept": "image/png"}), 500, "Internal server error")
 
 
 def test_integration_timeout_is_504(fake: FakeLambda) -> None:
@@ -636,20 +646,41 @@ def test_text_body_is_passed_as_a_string(gateway: LocalApiGateway, fake: FakeLam
     assert fake.last_event["body"] == "é"
 
 
-def test_binary_body_round_trips_through_base64(gateway: LocalApiGateway, fake: FakeLambda) -> None:
+def _echo_body(event: dict) -> dict:
+    return {"statusCode": 200, "headers": {"Content-Type": "application/octet-stream"},
+            "body": event["body"], "isBase64Encoded": event["isBase64Encoded"]}
+
+
+def test_binary_body_round_trips_through_base64_with_binary_media_types(fake: FakeLambda) -> None:
     data = bytes(range(256)) * 40 + b"\xff\xfe\x00\x89PNG"
-    fake.responders["Echo"] = lambda event: {
-        "statusCode": 200,
-        "headers": {"Content-Type": "application/octet-stream"},
-        "body": event["body"],
-        "isBase64Encoded": event["isBase64Encoded"],
-    }
-    reply = call(gateway, "POST", "/echo", body=data, headers={"Content-Type": "application/octet-stream"})
-    assert fake.last_event["isBase64Encoded"] is True
-    assert base64.b64decode(fake.last_event["body"]) == data
-    assert reply.status == 200
-    assert reply.headers["Content-Type"] == "application/octet-stream"
-    assert reply.body == data
+    fake.responders["Echo"] = _echo_body
+    with LocalApiGateway(routes=[Route("POST", "/echo", "Echo", False)], invoke=fake, verifier=None,
+                         binary_media_types=["application/octet-stream", "image/*"]) as gw:
+        reply = call(gw, "POST", "/echo", body=data,
+                     headers={"Content-Type": "application/octet-stream", "Accept": "image/png, */*"})
+        assert fake.last_event["isBase64Encoded"] is True
+        assert base64.b64decode(fake.last_event["body"]) == data
+        assert reply.status == 200
+        assert reply.headers["Content-Type"] == "application/octet-stream"
+        assert reply.body == data
+        # the first Accept type decides: not a binary type, so the client gets the base64 text
+        reply = call(gw, "POST", "/echo", body=data,
+                     headers={"Content-Type": "application/octet-stream", "Accept": "text/html, image/png"})
+        assert base64.b64decode(reply.body) == data
+        # a text Content-Type is text even when the bytes are not UTF-8
+        call(gw, "POST", "/echo", body=b"caf\xe9", headers={"Content-Type": "text/plain"})
+        assert fake.last_event["isBase64Encoded"] is False
+        assert fake.last_event["body"] == "caf\ufffd"
+
+
+def test_without_binary_media_types_bodies_are_text_both_ways(gateway: LocalApiGateway, fake: FakeLambda) -> None:
+    fake.responders["Echo"] = lambda event: {"statusCode": 200, "body": base64.b64encode(b"\x89PNG\xff").decode(),
+                                             "isBase64Encoded": True, "headers": {"Content-Type": "image/png"}}
+    reply = call(gateway, "POST", "/echo", body=b"\x89PNG\xff\x00", headers={"Content-Type": "image/png",
+                                                                           "Accept": "image/png"})
+    assert fake.last_event["isBase64Encoded"] is False
+    assert fake.last_event["body"] == "\ufffdPNG\ufffd\x00"  # what AWS does to a binary upload without them
+    assert reply.body == base64.b64encode(b"\x89PNG\xff")  # returned as the base64 text, not decoded
 
 
 def test_chunked_request_body(gateway: LocalApiGateway, fake: FakeLambda) -> None:
@@ -789,3 +820,156 @@ def test_a_busy_port_raises_oserror(fake: FakeLambda) -> None:
         with pytest.raises(OSError, match=rf"cannot listen on 127\.0\.0\.1:{first.port}"):
             second.start()
         second.stop()  # harmless
+
+
+# -- the stage: throttling, variables, mock integrations, ids -------------------------------------
+
+
+def test_the_token_bucket_allows_the_burst_then_the_rate() -> None:
+    now = [64.0]
+    bucket = TokenBucket(rate=40, burst=100, clock=lambda: now[0])
+    assert sum(bucket.take() for _ in range(150)) == 100  # the burst, at once
+    now[0] += 0.125  # 5 tokens later
+    assert sum(bucket.take() for _ in range(20)) == 5
+    now[0] += 60  # a long idle time refills to the burst, not beyond
+    assert sum(bucket.take() for _ in range(500)) == 100
+
+
+def test_stage_throttling_answers_429_too_many_requests_per_method(fake: FakeLambda) -> None:
+    throttling = [MethodThrottle("/*", "*", rate=0.001, burst=3),
+                  MethodThrottle("/ping", "GET", rate=None, burst=5)]  # a method's own setting wins
+    routes = [Route("GET", "/ping", "Ping", False), Route("GET", "/echo", "Echo", False),
+              Route("POST", "/echo", "Echo", False)]
+    with LocalApiGateway(routes=routes, invoke=fake, verifier=None, throttling=throttling) as gw:
+        statuses = {key: [call(gw, method, path).status for _ in range(7)]
+                    for key, (method, path) in {"ping": ("GET", "/ping"), "get": ("GET", "/echo"),
+                                                "post": ("POST", "/echo")}.items()}
+        reply = call(gw, "GET", "/echo")
+    assert statuses == {"ping": [200] * 5 + [429] * 2, "get": [200] * 3 + [429] * 4, "post": [200] * 3 + [429] * 4}
+    assert_gateway_error(reply, 429, "Too Many Requests")
+    assert reply.headers["x-amzn-ErrorType"] == "TooManyRequestsException"
+    assert len(fake.calls) == 11  # a throttled request never reaches the function
+
+
+def test_a_burst_of_500_connections_is_answered_by_throttling_and_waiting_for_concurrency(fake: FakeLambda) -> None:
+    # Lambda with an account concurrency of 10: an 11th invocation in flight is throttled
+    in_flight, lock, most = [0], threading.Lock(), [0]
+
+    def limited(event: dict) -> Any:
+        with lock:
+            if in_flight[0] >= 10:
+                raise Throttled("Work", "ConcurrentInvocationLimitExceeded")
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        try:
+            time.sleep(0.01)
+            return {"statusCode": 200, "body": "done"}
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    fake.responders["Work"] = limited
+    routes = [Route("POST", "/work", "Work", False)]
+    with LocalApiGateway(routes=routes, invoke=fake, verifier=None,
+                         throttling=[MethodThrottle("/*", "*", rate=50, burst=100)]) as gw:
+        started = time.monotonic()
+        clients = [socket.create_connection(("127.0.0.1", gw.port), timeout=20) for _ in range(500)]
+        try:
+            for sock in clients:
+                sock.sendall(b"POST /work HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+            statuses = []
+            for sock in clients:
+                answer = http.client.HTTPResponse(sock)
+                answer.begin()  # a reset or a hang fails here
+                answer.read()
+                statuses.append(answer.status)
+        finally:
+            for sock in clients:
+                sock.close()
+        elapsed = time.monotonic() - started
+    passed = statuses.count(200)
+    assert statuses.count(200) + statuses.count(429) == 500  # every one answered: no 500, no reset
+    assert 100 <= passed <= 100 + 50 * elapsed + 1  # the burst, and the rate while the burst lasted
+    assert most[0] <= 10  # those past the concurrency waited for it instead of failing
+
+
+def test_an_account_concurrency_throttle_waits_then_is_500(fake: FakeLambda) -> None:
+    attempts = []
+
+    def busy_twice(event: dict) -> Any:
+        attempts.append(1)
+        if len(attempts) <= 2:
+            raise Throttled("Work", "ConcurrentInvocationLimitExceeded")
+        return {"statusCode": 200, "body": "ran"}
+
+    def always_busy(event: dict) -> Any:
+        raise Throttled("Busy", "ConcurrentInvocationLimitExceeded")
+
+    fake.responders.update(Work=busy_twice, Busy=always_busy)
+    routes = [Route("GET", "/work", "Work", False), Route("GET", "/busy", "Busy", False)]
+    with LocalApiGateway(routes=routes, invoke=fake, verifier=None, concurrency_wait_s=0.2) as gw:
+        reply = call(gw, "GET", "/work")
+        assert (reply.status, reply.body, len(attempts)) == (200, b"ran", 3)
+        # Lambda refusing the invocation is API Gateway's 500 (services-apigateway-errors.html)
+        assert_gateway_error(call(gw, "GET", "/busy"), 500, "Internal server error")
+
+
+def test_stage_variables_reach_the_event(fake: FakeLambda) -> None:
+    with LocalApiGateway(routes=[Route("GET", "/ping", "Ping", False)], invoke=fake, verifier=None,
+                         stage_variables={"color": "blue", "table": "t1"}) as gw:
+        call(gw, "GET", "/ping")
+    assert fake.last_event["stageVariables"] == {"color": "blue", "table": "t1"}
+
+
+def test_trace_and_request_ids_are_on_the_answer_and_in_the_event(gateway: LocalApiGateway, fake: FakeLambda) -> None:
+    reply = call(gateway, "GET", "/ping")
+    trace = reply.headers["X-Amzn-Trace-Id"]
+    assert re.fullmatch(r"Root=1-[0-9a-f]{8}-[0-9a-f]{24};Sampled=0", trace)
+    assert fake.last_event["headers"]["X-Amzn-Trace-Id"] == trace.split(";")[0]
+    assert fake.last_event["requestContext"]["requestId"] == reply.headers["x-amzn-RequestId"]
+    assert fake.last_event["requestContext"]["extendedRequestId"] == reply.headers["x-amz-apigw-id"]
+    # a client's own trace is continued
+    mine = "Root=1-5e66d96f-7491f09aa79d18acf3d05aab"
+    reply = call(gateway, "GET", "/ping", headers={"X-Amzn-Trace-Id": mine})
+    assert reply.headers["X-Amzn-Trace-Id"] == mine + ";Sampled=0"
+    assert call(gateway, "GET", "/nowhere").headers["X-Amzn-Trace-Id"] != reply.headers["X-Amzn-Trace-Id"]
+
+
+def test_a_mock_integration_answers_the_cors_preflight(fake: FakeLambda, verifier: CognitoVerifier) -> None:
+    cors = MockResponse(200, (("Access-Control-Allow-Origin", "https://example.com"),
+                              ("Access-Control-Allow-Methods", "GET,OPTIONS")), b"{}")
+    routes = [Route("GET", "/hello", "Hello", False), Route("OPTIONS", "/hello", None, False, cors),
+              Route("GET", "/private", "Private", True), Route("OPTIONS", "/private", None, True, cors)]
+    with LocalApiGateway(routes=routes, invoke=fake, verifier=verifier) as gw:
+        preflight = call(gw, "OPTIONS", "/hello", headers={"Origin": "https://example.com",
+                                                           "Access-Control-Request-Method": "GET"})
+        assert preflight.status == 200
+        assert preflight.headers["Access-Control-Allow-Origin"] == "https://example.com"
+        assert preflight.headers["Access-Control-Allow-Methods"] == "GET,OPTIONS"
+        assert fake.calls == []  # no function behind a mock
+        # behind the default authorizer (SAM's AddDefaultAuthorizerToCorsPreflight), a preflight is 401
+        assert_gateway_error(call(gw, "OPTIONS", "/private"), 401, "Unauthorized")
+        # a proxy answer has only what the function returns
+        assert "Access-Control-Allow-Origin" not in call(gw, "GET", "/hello").headers
+    with pytest.raises(ValueError, match="either a function or a mock"):
+        LocalApiGateway(routes=[Route("OPTIONS", "/x", "Fn", False, cors)], invoke=fake, verifier=None)
+
+
+@pytest.mark.parametrize("reason", ["ReservedFunctionConcurrentInvocationLimitExceeded",
+                                    "ConcurrentInvocationLimitExceeded"])
+def test_the_deployers_invoke_keeps_the_throttles_reason(reason: str) -> None:
+    # what decides whether the API waits (the account's pool) or answers at once (the function's reserve)
+    from localcloud.cfn.deployer import CloudDeployer
+    from localcloud.lambda_service.service import LambdaError
+
+    class Functions:
+        runtime = None
+
+        def invoke(self, target: str, payload: bytes, json_checked: bool) -> Any:
+            raise LambdaError("TooManyRequestsException", "Rate Exceeded.", fields={"Reason": reason})
+
+    deployer = CloudDeployer(None, Functions(), endpoint_url="http://127.0.0.1:1", region="us-east-1",  # type: ignore[arg-type]
+                             account_id="123456789012")
+    with pytest.raises(Throttled) as caught:
+        deployer.invoke("Fn:live", {})
+    assert (caught.value.function_name, caught.value.reason) == ("Fn", reason)

@@ -178,3 +178,43 @@ def test_a_real_up_token_invoke_logs_down(state_file: Path, tmp_path: Path,
     text = (tmp_path / "up.log").read_text()
     assert "Traceback" not in text, text
     assert "The local cloud is up" in text and "Stopped." in text
+
+
+def test_up_escapes_control_characters_from_requests_and_tokens(capsys: pytest.CaptureFixture[str]) -> None:
+    import base64 as b64
+
+    from localcloud.apigateway.cognito import CognitoVerifier
+    from localcloud.apigateway.gateway import LocalApiGateway, Route
+
+    echo, access = cli._printers(quiet=False)  # what `up` prints with
+    records: list[dict] = []
+
+    def log(info: dict) -> None:
+        records.append(info)
+        access(info)
+
+    def part(data: dict) -> str:
+        return b64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    forged_alg = "RS256\n12:00:00 GET /admin 200 1 ms -> AdminFunction"  # a newline in the token's alg
+    token = f"{part({'alg': forged_alg, 'kid': 'k'})}.{part({'sub': 'x'})}.c2ln"
+    verifier = CognitoVerifier(jwks_url="http://127.0.0.1:1/jwks.json", issuer="https://issuer",
+                               app_client_ids=["client"])
+    with LocalApiGateway(routes=[Route("GET", "/me", "Me", True)], invoke=lambda f, e: None,  # type: ignore[arg-type, return-value]
+                         verifier=verifier, on_request=log) as gw:
+        for raw in (b"GET /me HTTP/1.1\r\nHost: h\r\nAuthorization: " + token.encode() + b"\r\nConnection: close\r\n\r\n",
+                    b"GET /\x1b[2J\x1b]0;pwned\x07 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"):
+            with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as sock:
+                sock.sendall(raw)
+                assert sock.recv(65536).startswith(b"HTTP/1.1 4")
+            deadline = time.monotonic() + 5
+            while len(records) < (1 if b"/me" in raw else 2) and time.monotonic() < deadline:
+                time.sleep(0.005)  # the access record is written after the answer
+    echo("Fn\x1b[31m", ["log line with \x1b[31mcolour\x1b[0m\tand a tab"])
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    lines = out.splitlines()
+    assert len(lines) == 3  # one line per request and per log line: nothing forged
+    assert "\\n12:00:00 GET /admin" in lines[0] and lines[0].endswith("accepted))")
+    assert "/\\x1b[2J\\x1b]0;pwned\\x07 403" in lines[1]
+    assert lines[2] == "[Fn\\x1b[31m] log line with \\x1b[31mcolour\\x1b[0m\tand a tab"

@@ -111,3 +111,41 @@ def test_monthly_quota(stream_cloud: Any) -> None:
         for _ in range(4)
     ]
     assert codes == [202, 202, 202, 429]
+
+
+def test_a_burst_of_500_is_answered_with_the_templates_throttling(sns_cloud: Any) -> None:
+    """500 new connections at once on GET /ping: each gets an answer, 200 or the stage's 429 (burst 100, 50/s)."""
+    import http.client
+    import socket
+    import threading
+    import time
+
+    port = sns_cloud.gateway.port
+    time.sleep(2.1)  # the bucket full again (earlier tests' requests)
+    barrier = threading.Barrier(500)
+    answers: list[tuple[int, bytes]] = []
+    failures: list[str] = []
+
+    def one() -> None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+                barrier.wait(30)
+                sock.sendall(b"GET /Prod/ping HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+                answer = http.client.HTTPResponse(sock)
+                answer.begin()
+                answers.append((answer.status, answer.read()))
+        except (OSError, threading.BrokenBarrierError) as e:  # a reset, a refused connection, a time-out
+            failures.append(repr(e))
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=one) for _ in range(500)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - started
+    assert failures == [] and len(answers) == 500
+    statuses = [status for status, _ in answers]
+    assert set(statuses) == {200, 429}
+    assert 100 <= statuses.count(200) <= 100 + 50 * elapsed + 1
+    assert {body for status, body in answers if status == 429} == {b'{"message": "Too Many Requests"}'}

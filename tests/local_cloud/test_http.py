@@ -73,6 +73,10 @@ def test_a_chunked_body_is_read(server: HttpServer) -> None:
     ("negative-length", b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n", 400),
     ("chunk-size", b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
     ("request-line-garbage", b"\x16\x03\x01garbage\r\n\r\n", 400),
+    ("header-line-http10", b"GET / HTTP/1.0\r\nX-Big: " + b"b" * 70_000 + b"\r\n\r\n", 431),  # the stdlib's parser
+    ("conflicting-lengths", b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", 400),
+    ("signed-length", b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +5\r\n\r\nhello", 400),
+    ("underscored-length", b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1_0\r\n\r\nhellohello", 400),
 ])
 def test_a_request_that_cannot_be_read_gets_a_json_error(server: HttpServer, name: str, raw: bytes,
                                                          status: int) -> None:
@@ -81,6 +85,23 @@ def test_a_request_that_cannot_be_read_gets_a_json_error(server: HttpServer, nam
     assert headers["Content-Type"] == "application/json" and headers["Connection"] == "close"
     message = json.loads(body)["message"]
     assert isinstance(message, str) and message and "Traceback" not in message
+
+
+def test_a_conflicting_content_length_cannot_smuggle_a_second_request(server: HttpServer) -> None:
+    smuggled = b"GET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n"
+    raw = (b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nContent-Length: %d\r\n\r\n" % len(smuggled)
+           + smuggled)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(raw)
+        received = b""
+        while chunk := sock.recv(65536):  # the server closes after its one answer
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 400 ") and received.count(b"HTTP/1.1 ") == 1
+    assert b"/smuggled" not in received
+    # the same length twice is one length
+    status, _, body = exchange(server.port, b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n"
+                                            b"Content-Length: 2\r\n\r\nok")
+    assert (status, body) == (200, b"ok")
 
 
 def test_a_busy_port_raises_port_in_use_in_one_line(server: HttpServer) -> None:

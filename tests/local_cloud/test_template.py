@@ -149,9 +149,75 @@ def test_routes_with_their_auth(sns: Stack) -> None:
                 expected[(p["Method"].upper(), p["Path"])] = (target, authorizer != "NONE")
     assert {k: (r.function, r.authorized) for k, r in routes.items()} == expected
     assert routes[("GET", "/ping")].authorized is False
-    assert sns.stage_name("ThumbnailApi") == "Prod"
+    stage = sns.stage("ThumbnailApi")
+    assert stage.name == "Prod" and stage.variables == {} and stage.binary_media_types == []
+    assert stage.method_settings == [{"ResourcePath": "/*", "HttpMethod": "*", "ThrottlingRateLimit": 50,
+                                      "ThrottlingBurstLimit": 100}]
     pool_id, clients = sns.user_pool_for_api()
     assert pool_id == sns.refs["UserPool"] and clients == [sns.refs["UserPoolClient"]]
+
+
+def test_an_apis_cors_stage_settings_and_binary_media_types(tmp_path: Path) -> None:
+    template = tmp_path / "template.yaml"
+    template.write_text(textwrap.dedent("""\
+        AWSTemplateFormatVersion: "2010-09-09"
+        Transform: AWS::Serverless-2016-10-31
+        Globals:
+          Api:
+            Cors: {AllowOrigin: "'https://example.com'", AllowHeaders: "'Content-Type'", MaxAge: "'600'"}
+            BinaryMediaTypes: ["image~1png"]
+        Resources:
+          Api:
+            Type: AWS::Serverless::Api
+            Properties:
+              StageName: dev
+              Variables: {color: blue, size: 3}
+              MethodSettings:
+                - {ResourcePath: "/*", HttpMethod: "*", ThrottlingRateLimit: 5, ThrottlingBurstLimit: 10}
+                - {ResourcePath: "/~1hello", HttpMethod: GET, ThrottlingBurstLimit: 2}
+          Upper:
+            Type: AWS::ApiGateway::Method
+            Properties: {RestApiId: !Ref Api, ResourceId: x, HttpMethod: GET}
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties:
+              CodeUri: src/
+              Handler: app.handler
+              Runtime: python3.13
+              Events:
+                Get: {Type: Api, Properties: {RestApiId: !Ref Api, Path: /hello, Method: get}}
+        """))
+    stack = Stack(template, stack_name="teststack", cache_dir=tmp_path / "cache").predict()
+    routes = {(r.method, r.path): r for r in stack.routes()}
+    assert routes[("GET", "/hello")].function and routes[("GET", "/hello")].mock is None
+    preflight = routes[("OPTIONS", "/hello")]  # SAM's Cors: a mock integration
+    assert preflight.function is None and preflight.authorized is False
+    assert preflight.mock is not None and preflight.mock.status == 200
+    assert dict(preflight.mock.headers) == {"Access-Control-Allow-Origin": "https://example.com",
+                                            "Access-Control-Allow-Headers": "Content-Type",
+                                            "Access-Control-Allow-Methods": "GET,OPTIONS",
+                                            "Access-Control-Max-Age": "600"}
+    stage = stack.stage("Api")
+    assert stage.name == "dev" and stage.variables == {"color": "blue", "size": "3"}
+    assert stage.binary_media_types == ["image/png"]
+    from localcloud.apigateway.throttle import MethodThrottle
+
+    assert [MethodThrottle.from_setting(m) for m in stage.method_settings] == [
+        MethodThrottle("/*", "*", 5.0, 10), MethodThrottle("/hello", "GET", None, 2)]
+
+
+def test_an_upper_case_aws_proxy_integration_is_served(sns: Stack) -> None:
+    from localcloud.cfn import models
+
+    stack = sns
+    api = "ThumbnailApi"
+    body = stack.properties(api)["Body"]
+    original = body["paths"]["/ping"]["get"]["x-amazon-apigateway-integration"]["type"]
+    body["paths"]["/ping"]["get"]["x-amazon-apigateway-integration"]["type"] = "AWS_PROXY"
+    try:
+        assert ("GET", "/ping") in {(r.method, r.path) for r in models.routes(stack)}
+    finally:
+        body["paths"]["/ping"]["get"]["x-amazon-apigateway-integration"]["type"] = original
 
 
 def test_s3_notification_with_prefix(sns: Stack) -> None:
