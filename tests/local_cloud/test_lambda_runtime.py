@@ -251,17 +251,32 @@ def test_account_concurrency_is_shared_by_unreserved_functions(make_runtime):
     runtime = make_runtime(account_concurrency=3)
     runtime.register(spec("A", "toy.sleep"))
     runtime.register(spec("B", "toy.sleep"))
-    runtime.register(spec("Reserved", "toy.sleep", reserved_concurrency=1))  # leaves 2 unreserved
-    threads = [threading.Thread(target=runtime.invoke, args=(name, {"seconds": 0.8})) for name in ("A", "B")]
+    threads = [threading.Thread(target=runtime.invoke, args=(name, {"seconds": 0.8})) for name in ("A", "B", "B")]
     for t in threads:
         t.start()
-    wait_until(lambda: len(runtime.records()) == 2)
+    wait_until(lambda: len(runtime.records()) == 3)
     with pytest.raises(Throttled) as info:
         runtime.invoke("A", {"seconds": 0})
     assert info.value.reason == "ConcurrentInvocationLimitExceeded"
-    assert runtime.invoke("Reserved", {"seconds": 0}).function_error is None  # its own capacity
     for t in threads:
         t.join()
+    assert runtime.invoke("A", {"seconds": 0}).function_error is None  # the pool is back
+
+
+def test_reservations_leave_100_unreserved(make_runtime):
+    # https://docs.aws.amazon.com/lambda/latest/dg/API_PutFunctionConcurrency.html
+    runtime = make_runtime(account_concurrency=103)
+    assert runtime.min_unreserved == 100
+    runtime.register(spec("Reserved", "toy.sleep", reserved_concurrency=2))
+    with pytest.raises(ValueError, match=r"below its minimum value of \[100\]"):
+        runtime.register(spec("Greedy", "toy.sleep", reserved_concurrency=2))
+    runtime.register(spec("Greedy", "toy.sleep", reserved_concurrency=1))  # 103 - 2 - 1 = 100 left: fine
+    with pytest.raises(ValueError, match=r"minimum value of \[100\]"):
+        runtime.set_reserved_concurrency("Reserved", 3)
+    small = make_runtime(account_concurrency=10)  # an account under 100 (new accounts start lower) reserves nothing
+    with pytest.raises(ValueError, match=r"minimum value of \[10\]"):
+        small.register(spec("Any", "toy.sleep", reserved_concurrency=1))
+    assert make_runtime().account_concurrency == 1000  # Lambda's default quota
 
 
 def test_reserved_concurrency_zero_throttles_everything(runtime):
