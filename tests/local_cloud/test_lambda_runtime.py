@@ -310,6 +310,69 @@ def test_many_threads_at_once(make_runtime):
     assert len({r.request_id for r in ok}) == len(ok)
 
 
+# --------------------------------------------------------------------------- idle environments, the memory budget
+
+
+def test_a_steady_trickle_of_users_stays_warm(make_runtime):
+    """5 users each calling three functions in turn (at most 5 at once per function): the first calls are cold,
+    then every call is warm (the old "10 environments in all" kept reclaiming and starting them again)."""
+    runtime = make_runtime()
+    names = ("Api", "Worker", "Other")
+    for name in names:
+        runtime.register(spec(name, "toy.sleep"))
+
+    def user() -> list:
+        return [runtime.invoke(name, {"seconds": 0.01}) for _ in range(6) for name in names]
+
+    results = [r for rs in in_threads(5, user) for r in rs]
+    assert not any(isinstance(r, Exception) for r in results), results
+    cold = [r for r in results if r.cold_start]
+    assert len(results) == 90 and len(cold) <= 15  # at most one per user and function, then none
+    again = [r for rs in in_threads(5, user) for r in rs]
+    assert sum(r.cold_start for r in again) == 0
+    assert all(rec.stop_reason is None for rec in runtime.records())  # nothing was reclaimed
+
+
+def test_idle_environments_outlive_the_old_reclaim_and_stop_after_their_lifetime(make_runtime):
+    runtime = make_runtime(idle_lifetime_s=1.5)
+    runtime.register(spec("Echo", "toy.echo"))
+    first = runtime.invoke("Echo", {})
+    time.sleep(0.6)  # idle, well past no time at all
+    warm = runtime.invoke("Echo", {})
+    assert not warm.cold_start and warm.environment_id == first.environment_id
+    (record,) = runtime.records()
+    wait_until(lambda: runtime.records()[0].stop_reason is not None, timeout=4)
+    record = runtime.records()[0]
+    assert record.stop_reason == "idle" and pid_gone(record.pid)
+    assert record.stopped_at - record.invocations[-1][2] >= 1.5
+    assert runtime.invoke("Echo", {}).cold_start
+
+
+def test_the_memory_budget_reclaims_idle_environments_then_throttles(make_runtime):
+    runtime = make_runtime(memory_budget_mb=256)  # two 128 MB environments
+    runtime.register(spec("A", "toy.sleep"))
+    runtime.register(spec("B", "toy.sleep"))
+    a = runtime.invoke("A", {"seconds": 0})
+    b = runtime.invoke("B", {"seconds": 0})
+    assert runtime.invoke("A", {"seconds": 0}).environment_id == a.environment_id  # both kept: within budget
+    # a second A at once: no room, B's idle environment (the least recently used) makes it
+    pair = in_threads(2, runtime.invoke, "A", {"seconds": 0.5})
+    assert all(r.function_error is None for r in pair), pair
+    b_record = next(r for r in runtime.records() if r.id == b.environment_id)
+    assert b_record.stop_reason == "reclaimed" and pid_gone(b_record.pid)
+    # both A environments busy and the budget spent: B is throttled, as the account's limit would
+    threads = [threading.Thread(target=runtime.invoke, args=("A", {"seconds": 0.8})) for _ in range(2)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)  # both warm invocations under way
+    with pytest.raises(Throttled) as info:
+        runtime.invoke("B", {"seconds": 0})
+    assert info.value.reason == "ConcurrentInvocationLimitExceeded"
+    for t in threads:
+        t.join()
+    assert runtime.invoke("B", {"seconds": 0}).cold_start  # room again: an idle A made way
+
+
 # --------------------------------------------------------------------------- limits
 
 
