@@ -199,7 +199,7 @@ class EnvironmentRecord:
     #: (request_id, start, end, duration_ms): start = event delivered, end = answer received
     invocations: list[tuple[str, float, float, float]] = field(default_factory=list)
     stopped_at: float | None = None
-    #: timeout | out_of_memory | exited | init_error | response_too_large | reclaimed |
+    #: timeout | out_of_memory | exited | init_error | response_too_large | idle | reclaimed |
     #: replaced | reset | shutdown | debugged | deleted
     stop_reason: str | None = None
     pid: int | None = None
