@@ -83,8 +83,8 @@ class LocalCloud:
 
         Lambda's side (``localcloud.lambda_service.runtime``): ``concurrency`` is the account's concurrency (None:
         Lambda's default quota, 1,000); an idle execution environment is kept ``idle_lifetime_s`` (None: 10
-        minutes); the environments' memory sizes together stay within ``memory_budget_mb`` (None: half of the RAM
-        available at start), past which invokes are throttled."""
+        minutes); the environments' memory sizes together stay within ``memory_budget_mb`` (None: the machine's RAM),
+        past which invokes are throttled."""
         self.template_path = Path(template).resolve()
         self.port = port
         self.dispatch = dispatch

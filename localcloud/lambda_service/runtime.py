@@ -18,9 +18,10 @@ What it reproduces (``LambdaRuntime.invoke`` is synchronous, thread-safe and nev
 * **Concurrency.** The account's is ``account_concurrency`` (Lambda's default quota, 1,000; the
   CLI's ``up --concurrency N``); reservations must leave ``min_unreserved`` (100, or all of a
   smaller account) to the functions without one, as Lambda does.
-* **What a laptop can afford.** Every environment may use its function's memory size, so the live
-  environments' memory sizes together stay within ``memory_budget_mb`` (by default half of the
-  RAM available when the runtime starts). A new environment first makes room by stopping the
+* **What a laptop can afford.** Every environment may use up to its function's memory size, so the live
+  environments' memory sizes together stay within ``memory_budget_mb`` (by default the machine's RAM:
+  an environment seldom uses all of its memory size, a Python one 40 to 150 MB, and the memory watcher
+  stops any that passes it). A new environment first makes room by stopping the
   least recently used idle ones, of any function (``stop_reason`` "reclaimed"); when every
   environment is busy and the budget is spent, the invoke is throttled as the account's limit
   would (``ConcurrentInvocationLimitExceeded``), and a warning says why. One environment of a
@@ -116,14 +117,14 @@ def _retire_locked(fn: _FunctionState, reason: str) -> list[Environment]:
 
 
 def _default_memory_budget_mb() -> int:
-    """Half of the RAM available now (4 GB when it cannot be read): what the environments may use together."""
+    """The machine's RAM (8 GB when it cannot be read): the memory sizes the environments may have together."""
     try:
         import psutil
 
-        available = psutil.virtual_memory().available
+        total = psutil.virtual_memory().total
     except Exception:  # noqa: BLE001 - no psutil, or no way to read memory here
-        return 4096
-    return max(512, available // 2 // (1024 * 1024))
+        return 8192
+    return max(2048, total // (1024 * 1024))
 
 
 class LambdaRuntime:
