@@ -17,7 +17,7 @@ import pytest
 from localcloud.errors import RequestTooLarge, Throttled, UnknownFunction
 from localcloud.lambda_service import environment
 from localcloud.lambda_service.runtime import LambdaRuntime
-from localcloud.lambda_service.spec import FunctionSpec, Report
+from localcloud.lambda_service.spec import FunctionSpec, Report, cloudwatch_message
 
 pytestmark = pytest.mark.local_cloud
 
@@ -116,6 +116,11 @@ def test_report_line_is_cloudwatchs_format():
     assert cold.line().endswith("\tMax Memory Used: 45 MB\tInit Duration: 230.45 ms")
     oom = Report("rid", 1.0, 1, 128, 128, None, status="error", error_type="Runtime.OutOfMemory")
     assert oom.line().endswith("\tStatus: error\tError Type: Runtime.OutOfMemory")
+    # CloudWatch's messages: START and END end in a newline, REPORT in a tab and a newline
+    assert cloudwatch_message(warm.line()) == warm.line() + "\t\n"
+    assert cloudwatch_message("START RequestId: rid Version: $LATEST") == "START RequestId: rid Version: $LATEST\n"
+    assert cloudwatch_message("END RequestId: rid") == "END RequestId: rid\n"
+    assert cloudwatch_message("printed\n") == "printed\n"  # already whole: not a second newline
 
 
 # --------------------------------------------------------------------------- cold / warm
@@ -343,7 +348,8 @@ def test_idle_environments_outlive_the_old_reclaim_and_stop_after_their_lifetime
     (record,) = runtime.records()
     wait_until(lambda: runtime.records()[0].stop_reason is not None, timeout=4)
     record = runtime.records()[0]
-    assert record.stop_reason == "idle" and pid_gone(record.pid)
+    assert record.stop_reason == "idle"
+    wait_until(lambda: pid_gone(record.pid))  # killed and reaped
     assert record.stopped_at - record.invocations[-1][2] >= 1.5
     assert runtime.invoke("Echo", {}).cold_start
 
@@ -359,7 +365,8 @@ def test_the_memory_budget_reclaims_idle_environments_then_throttles(make_runtim
     pair = in_threads(2, runtime.invoke, "A", {"seconds": 0.5})
     assert all(r.function_error is None for r in pair), pair
     b_record = next(r for r in runtime.records() if r.id == b.environment_id)
-    assert b_record.stop_reason == "reclaimed" and pid_gone(b_record.pid)
+    assert b_record.stop_reason == "reclaimed"
+    wait_until(lambda: pid_gone(b_record.pid))
     # both A environments busy and the budget spent: B is throttled, as the account's limit would
     threads = [threading.Thread(target=runtime.invoke, args=("A", {"seconds": 0.8})) for _ in range(2)]
     for t in threads:
@@ -498,7 +505,12 @@ def test_process_exiting_mid_invocation(runtime):
         "errorType": "Runtime.ExitError",
         "errorMessage": f"RequestId: {r.request_id} Error: Runtime exited with error: exit status 3",
     }
-    assert REPORT_RE.match(r.log_lines[-2])["error_type"] == "Runtime.ExitError"
+    report = REPORT_RE.match(r.log_lines[-2])
+    assert report["status"] == "error" and report["error_type"] == "Runtime.ExitError"
+    # in CloudWatch: "...\tStatus: error\tError Type: Runtime.ExitError\t\n", then Lambda's own two lines
+    assert cloudwatch_message(r.log_lines[-2]).endswith("\tStatus: error\tError Type: Runtime.ExitError\t\n")
+    assert cloudwatch_message(r.log_lines[-1]) == (f"RequestId: {r.request_id} Error: Runtime exited with error: "
+                                                   "exit status 3\nRuntime.ExitError\n")
     assert runtime.records()[0].stop_reason == "exited"
     assert runtime.invoke("Exit", {"code": 0}).cold_start
 
