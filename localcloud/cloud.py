@@ -73,11 +73,18 @@ class LocalCloud:
         control: bool = True,
         echo_logs: Callable[[str, list[str]], None] | None = None,
         on_request: Callable[[dict], None] | None = None,
-        account_concurrency: int = 10,
+        concurrency: int | None = None,
+        idle_lifetime_s: float | None = None,
+        memory_budget_mb: int | None = None,
         minute_s: float = 60.0,
     ) -> None:
         """``minute_s``: how long a minute of CodeDeploy's traffic shifting and of CloudWatch's alarm periods lasts
-        (60 s, as on AWS; a few seconds compress a canary deployment for teaching)."""
+        (60 s, as on AWS; a few seconds compress a canary deployment for teaching).
+
+        Lambda's side (``localcloud.lambda_service.runtime``): ``concurrency`` is the account's concurrency (None:
+        Lambda's default quota, 1,000); an idle execution environment is kept ``idle_lifetime_s`` (None: 10
+        minutes); the environments' memory sizes together stay within ``memory_budget_mb`` (None: the machine's RAM),
+        past which invokes are throttled."""
         self.template_path = Path(template).resolve()
         self.port = port
         self.dispatch = dispatch
@@ -92,7 +99,11 @@ class LocalCloud:
         self.control = control
         self.echo_logs = echo_logs
         self.on_request = on_request
-        self.account_concurrency = account_concurrency
+        if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
+            raise CloudError(f"concurrency must be a whole number >= 1, not {concurrency!r}")
+        self.concurrency = concurrency
+        self.idle_lifetime_s = idle_lifetime_s
+        self.memory_budget_mb = memory_budget_mb
         if not minute_s > 0:
             raise CloudError(f"minute_s must be a positive number of seconds, not {minute_s!r}")
         self.minute_s = minute_s
@@ -177,7 +188,9 @@ class LocalCloud:
             log_sink=self._logs.sink,
             region=self.region,
             account_id=self.account_id,
-            account_concurrency=self.account_concurrency,
+            **{name: value for name, value in (("account_concurrency", self.concurrency),
+                                               ("idle_lifetime_s", self.idle_lifetime_s),
+                                               ("memory_budget_mb", self.memory_budget_mb)) if value is not None},
         )
         self.lambda_service = LambdaService(self.runtime, self._clients, code_root=self.cache_dir / "code",
                                             region=self.region, account_id=self.account_id)

@@ -219,6 +219,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
         parameters = _parameters(args.param)
         if not args.minute_s > 0:
             raise WorkshopError(f"--minute-s {args.minute_s:g}: a positive number of seconds", EXIT_USAGE)
+        if args.concurrency is not None and args.concurrency < 1:
+            raise WorkshopError(f"--concurrency {args.concurrency}: a whole number of at least 1", EXIT_USAGE)
     except WorkshopError:
         lock_file.close()
         raise
@@ -239,7 +241,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
     elif args.stack_name:
         options["stack_name"] = args.stack_name
     cloud = LocalCloud(**options, port=args.port, dispatch=args.dispatch, parameters=parameters,
-                       echo_logs=echo, on_request=access, minute_s=args.minute_s)
+                       echo_logs=echo, on_request=access, minute_s=args.minute_s, concurrency=args.concurrency)
     try:
         print(f"Starting the local cloud (dispatch: {args.dispatch})...", flush=True)
         try:
@@ -283,6 +285,8 @@ def _print_up(cloud: LocalCloud, state_path: Path) -> None:
         f"  API             {cloud.api_url}  (stage URL: {out.get('ApiUrl', cloud.api_url)})",
         f"  AWS endpoint    {cloud.endpoint_url}  (every service: Lambda, CloudFormation, S3, DynamoDB, ...)",
         f"  Control         {cloud.control_url}",
+        f"  Lambda          concurrency {cloud.runtime.account_concurrency} (--concurrency N), idle environments "
+        f"kept {cloud.runtime.idle_lifetime_s / 60:g} min, {cloud.runtime.memory_budget_mb} MB for them all",
         "",
         "  Routes:",
     ]
@@ -510,7 +514,8 @@ def _since_ms(text: str) -> int:
 def _print_event(event: dict) -> None:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(event["timestamp"] / 1000))
     stamp += f".{event['timestamp'] % 1000:03d}Z"
-    print(f"{event.get('logStreamName', '')} {stamp} {event['message']}", flush=True)
+    # CloudWatch's messages end with a newline (REPORT's with a tab and a newline): one line each here
+    print(f"{event.get('logStreamName', '')} {stamp} {event['message'].rstrip()}", flush=True)
 
 
 def _cmd_logs(args: argparse.Namespace) -> int:
@@ -584,6 +589,9 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--minute-s", type=float, default=60.0, metavar="SECONDS",
                     help="how long a minute of CodeDeploy's traffic shifting and of alarm periods lasts "
                          "(default 60, as on AWS; e.g. 2 to watch a canary deployment in seconds)")
+    up.add_argument("--concurrency", type=int, default=None, metavar="N",
+                    help="the account's Lambda concurrency (default 1,000, Lambda's default quota); "
+                         "reserved concurrency must leave 100 of it unreserved, as on AWS")
     up.add_argument("--template", metavar="PATH", help="another SAM app's template (default: sam-app/template.yaml)")
     up.add_argument("--stack-name", metavar="NAME", help="the stack's name (default: thumbnailr, or the template's folder)")
     up.set_defaults(handler=_cmd_up)

@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from localcloud.lambda_service.spec import cloudwatch_message
+
 log = logging.getLogger(__name__)
 
 __all__ = ["LogForwarder"]
@@ -68,7 +70,8 @@ class LogForwarder:
         by_stream: dict[tuple[str, str], list[dict]] = {}
         for function, lines, timestamp, stream in items:
             key = (f"/aws/lambda/{function}", stream or time.strftime("%Y/%m/%d/[$LATEST]unknown"))
-            by_stream.setdefault(key, []).extend({"timestamp": timestamp, "message": line} for line in lines if line)
+            by_stream.setdefault(key, []).extend({"timestamp": timestamp, "message": cloudwatch_message(line)}
+                                              for line in lines if line)
         for (group, stream), events in by_stream.items():
             if (group, stream) not in self.known:
                 try:

@@ -12,6 +12,20 @@ What it reproduces (``LambdaRuntime.invoke`` is synchronous, thread-safe and nev
   reserved concurrency (or the account's unreserved concurrency, shared by the functions that
   have none): past that, :class:`Throttled` (Lambda's ``TooManyRequestsException``). An
   environment whose process died is replaced on the next invoke.
+* **Idle environments live for minutes**, as on Lambda: ``idle_lifetime_s`` after its last
+  invocation (10 minutes by default, ``DEFAULT_IDLE_LIFETIME_S``) an idle environment is stopped
+  (``stop_reason`` "idle"); a steady trickle of calls stays warm.
+* **Concurrency.** The account's is ``account_concurrency`` (Lambda's default quota, 1,000; the
+  CLI's ``up --concurrency N``); reservations must leave ``min_unreserved`` (100, or all of a
+  smaller account) to the functions without one, as Lambda does.
+* **What a laptop can afford.** Every environment may use up to its function's memory size, so the live
+  environments' memory sizes together stay within ``memory_budget_mb`` (by default the machine's RAM:
+  an environment seldom uses all of its memory size, a Python one 40 to 150 MB, and the memory watcher
+  stops any that passes it). A new environment first makes room by stopping the
+  least recently used idle ones, of any function (``stop_reason`` "reclaimed"); when every
+  environment is busy and the budget is spent, the invoke is throttled as the account's limit
+  would (``ConcurrentInvocationLimitExceeded``), and a warning says why. One environment of a
+  function larger than the whole budget may still start.
 * **Debugging** (like ``sam local invoke -d PORT``): an environment can run under `debugpy
   <https://github.com/microsoft/debugpy>`_, ``python -Xfrozen_modules=off -m debugpy --listen
   127.0.0.1:PORT --wait-for-client -m awslambdaric <handler>``, for every new environment of a
@@ -34,9 +48,11 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import hashlib
 import json
 import logging
 import os
+import platform
 import sys
 import threading
 import time
@@ -50,8 +66,11 @@ from localcloud.errors import RequestTooLarge, Throttled, UnknownFunction
 from localcloud.lambda_service import process
 from localcloud.lambda_service.environment import Environment
 from localcloud.lambda_service.spec import (
+    DEFAULT_ACCOUNT_CONCURRENCY,
     DEFAULT_ACCOUNT_ID,
+    DEFAULT_IDLE_LIFETIME_S,
     MAX_REQUEST_PAYLOAD,
+    MIN_UNRESERVED_CONCURRENCY,
     RESERVED_ENVIRONMENT_KEYS,
     EnvironmentRecord,
     FunctionSpec,
@@ -97,22 +116,39 @@ def _retire_locked(fn: _FunctionState, reason: str) -> list[Environment]:
     return idle
 
 
+def _default_memory_budget_mb() -> int:
+    """The machine's RAM (8 GB when it cannot be read): the memory sizes the environments may have together."""
+    try:
+        import psutil
+
+        total = psutil.virtual_memory().total
+    except Exception:  # noqa: BLE001 - no psutil, or no way to read memory here
+        return 8192
+    return max(2048, total // (1024 * 1024))
+
+
 class LambdaRuntime:
     """The local Lambda service: registered functions, their environments, ``invoke``."""
 
     def __init__(
         self,
         *,
-        account_concurrency: int = 10,
+        account_concurrency: int = DEFAULT_ACCOUNT_CONCURRENCY,
         base_env: dict[str, str] | None = None,
         python: str = sys.executable,
         log_sink: Callable[[str, list[str], str], None] | None = None,
         region: str = "us-east-1",
         account_id: str = DEFAULT_ACCOUNT_ID,
+        idle_lifetime_s: float = DEFAULT_IDLE_LIFETIME_S,
+        memory_budget_mb: int | None = None,
     ) -> None:
-        if account_concurrency < 1:
-            raise ValueError("account_concurrency must be at least 1")
+        if not isinstance(account_concurrency, int) or account_concurrency < 1:
+            raise ValueError(f"the account's concurrency must be a whole number >= 1, not {account_concurrency!r}")
+        if not idle_lifetime_s > 0:
+            raise ValueError(f"idle_lifetime_s must be a positive number of seconds, not {idle_lifetime_s!r}")
         self.account_concurrency = account_concurrency
+        self.idle_lifetime_s = float(idle_lifetime_s)
+        self.memory_budget_mb = int(memory_budget_mb) if memory_budget_mb else _default_memory_budget_mb()
         self.base_env = dict(base_env or {})
         self.python = python
         self.log_sink = log_sink
@@ -125,7 +161,23 @@ class LambdaRuntime:
         self._closed = False
         self._runtime_dir = process.runtime_dir(python)
         self._ric_version = process.ric_version()
+        self._budget_warned = False
+        self._stopping = threading.Event()
+        self._reaper = threading.Thread(target=self._reap_idle, name="lambda-idle-reaper", daemon=True)
+        self._reaper.start()
         _LIVE_RUNTIMES.add(self)
+
+    @property
+    def min_unreserved(self) -> int:
+        """What reservations must leave unreserved: 100, or the whole of a smaller account."""
+        return min(MIN_UNRESERVED_CONCURRENCY, self.account_concurrency)
+
+    def _check_reservation_locked(self, function_name: str, reserved: int | None) -> None:
+        others = self._reserved_locked(exclude=function_name)
+        if self.account_concurrency - others - (reserved or 0) < self.min_unreserved:
+            raise ValueError(
+                f"Specified ReservedConcurrentExecutions for function decreases account's "
+                f"UnreservedConcurrentExecution below its minimum value of [{self.min_unreserved}].")
 
     # ----------------------------------------------------------------- configuration
 
@@ -154,12 +206,8 @@ class LambdaRuntime:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the local Lambda runtime is stopped")
-            others = self._reserved_locked(exclude=spec.function_name)
-            if others + (spec.reserved_concurrency or 0) > self.account_concurrency:
-                raise ValueError(
-                    f"Specified ReservedConcurrentExecutions for function {spec.name} exceeds the "
-                    f"account's concurrency ({self.account_concurrency}, {others} already reserved)"
-                )
+            if spec.reserved_concurrency:
+                self._check_reservation_locked(spec.function_name, spec.reserved_concurrency)
             old = self._functions.get(spec.name)
             if old is None:
                 self._functions[spec.name] = _FunctionState(spec)
@@ -182,12 +230,8 @@ class LambdaRuntime:
         if reserved is not None and reserved < 0:
             raise ValueError("reserved_concurrency must be >= 0")
         with self._lock:
-            others = self._reserved_locked(exclude=function_name)
-            if others + (reserved or 0) > self.account_concurrency:
-                raise ValueError(
-                    f"Specified ReservedConcurrentExecutions for function {function_name} exceeds the "
-                    f"account's concurrency ({self.account_concurrency}, {others} already reserved)"
-                )
+            if reserved:
+                self._check_reservation_locked(function_name, reserved)
             for fn in self._functions.values():
                 if fn.spec.function_name == function_name:
                     fn.spec = dataclasses.replace(fn.spec, reserved_concurrency=reserved)
@@ -294,27 +338,63 @@ class LambdaRuntime:
                     continue
                 env = candidate
                 break
+            throttled = None
             if env is None:
-                env = Environment(self, fn.spec, debug)
-                fn.envs.append(env)
-                self._records.append(env.record)
-                reclaim += self._reclaim_locked()
-            env.busy = True
-            fn.in_flight += 1
-        for old in reclaim:
+                try:
+                    reclaim += self._make_room_locked(fn.spec)
+                except Throttled as e:
+                    throttled = e
+                else:
+                    env = Environment(self, fn.spec, debug)
+                    fn.envs.append(env)
+                    self._records.append(env.record)
+            if env is not None:
+                env.busy = True
+                fn.in_flight += 1
+        for old in reclaim:  # what was found dead is reaped, throttled or not
             old.kill("exited" if old.exited() else "reclaimed")
+        if throttled is not None:
+            raise throttled
         return env
 
-    def _reclaim_locked(self) -> list[Environment]:
-        """Keep at most account_concurrency environments: drop the least recently used idle ones."""
+    def _make_room_locked(self, spec: FunctionSpec) -> list[Environment]:
+        """Room in the memory budget for a new environment of ``spec``: the least recently used idle environments
+        it takes (returned, to be killed outside the lock). Throttled when the busy ones leave no room."""
         envs = [e for f in self._functions.values() for e in f.envs]
-        excess = len(envs) - self.account_concurrency
-        out = []
-        if excess > 0:
-            for env in sorted((e for e in envs if not e.busy), key=lambda e: e.last_used)[:excess]:
-                self._functions[env.spec.name].envs.remove(env)
-                out.append(env)
+        used = sum(e.spec.memory_mb for e in envs)
+        out: list[Environment] = []
+        for env in sorted((e for e in envs if not e.busy), key=lambda e: (not (e.dead or e.exited()), e.last_used)):
+            if used + spec.memory_mb <= self.memory_budget_mb:
+                break
+            self._functions[env.spec.name].envs.remove(env)
+            out.append(env)
+            used -= env.spec.memory_mb
+        if used + spec.memory_mb > self.memory_budget_mb and used > 0:
+            for env in out:  # nothing taken after all: the idle ones stay
+                self._functions[env.spec.name].envs.append(env)
+            if not self._budget_warned:
+                self._budget_warned = True
+                log.warning(
+                    "the local Lambda service throttles %s: its environments' memory sizes would pass the "
+                    "%d MB this machine gives them (LambdaRuntime(memory_budget_mb=...) to change it)",
+                    spec.name, self.memory_budget_mb)
+            raise Throttled(spec.name, "ConcurrentInvocationLimitExceeded")
         return out
+
+    def _reap_idle(self) -> None:
+        """Stop the environments idle for ``idle_lifetime_s``, checking a few times per lifetime."""
+        interval = min(5.0, self.idle_lifetime_s / 4)
+        while not self._stopping.wait(interval):
+            now = time.monotonic()
+            stale: list[Environment] = []
+            with self._lock:
+                for fn in self._functions.values():
+                    for env in list(fn.envs):
+                        if not env.busy and now - env.last_used >= self.idle_lifetime_s:
+                            fn.envs.remove(env)
+                            stale.append(env)
+            for env in stale:
+                env.kill("idle")
 
     def _reserved_locked(self, exclude: str | None = None) -> int:
         """The concurrency reserved by functions (each counted once, whatever its versions), but ``exclude``."""
@@ -374,10 +454,15 @@ class LambdaRuntime:
         return env
 
     def init_start_line(self, spec: FunctionSpec) -> str:
-        """The log line a cold start opens with."""
+        """The log line a cold start opens with, in Lambda's words:
+        ``INIT_START Runtime Version: python:3.13.v<N>\tRuntime Version ARN: arn:aws:lambda:<region>::runtime:<64 hex>``
+        (https://docs.aws.amazon.com/lambda/latest/dg/runtime-management-identify.html). Lambda numbers its runtime's releases;
+        here the release is this machine's Python and awslambdaric: N is the Python's micro version and the ARN's
+        hash is the SHA-256 of both versions, so that it changes when either does, as AWS's does."""
         version = spec.runtime.replace("python", "python:", 1)
-        return (f"INIT_START Runtime Version: {version}.local\tRuntime Version ARN: "
-                f"arn:aws:lambda:{self.region}::runtime:local-awslambdaric-{self._ric_version}")
+        release = hashlib.sha256(f"{platform.python_version()}/awslambdaric-{self._ric_version}".encode()).hexdigest()
+        return (f"INIT_START Runtime Version: {version}.v{sys.version_info.micro}\tRuntime Version ARN: "
+                f"arn:aws:lambda:{self.region}::runtime:{release}")
 
     # ----------------------------------------------------------------- observing, stopping
 
@@ -400,6 +485,7 @@ class LambdaRuntime:
 
     def stop(self) -> None:
         """Kill every environment's process and server. Idempotent; invoke raises afterwards."""
+        self._stopping.set()
         with self._lock:
             self._closed = True
             envs = [e for f in self._functions.values() for e in f.envs]

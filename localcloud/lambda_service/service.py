@@ -39,6 +39,7 @@ from localcloud.lambda_service.spec import (
     FunctionSpec,
     InvocationResult,
     InvokeRecord,
+    cloudwatch_message,
 )
 from localcloud.sdk import Clients
 
@@ -156,7 +157,7 @@ def _fingerprint(config: dict[str, Any]) -> str:
 
 def _tail(lines: list[str]) -> str:
     """The log's last 4 KB, base64 (X-Amz-Log-Result), cut so that it starts on a whole character."""
-    data = "".join(line + "\n" for line in lines).encode()[-_TAIL_BYTES:]
+    data = "".join(cloudwatch_message(line) for line in lines).encode()[-_TAIL_BYTES:]
     while data and data[0] & 0xC0 == 0x80:  # a UTF-8 continuation byte
         data = data[1:]
     return base64.b64encode(data).decode()
@@ -646,13 +647,11 @@ class LambdaService:
             fn = self._unqualified(name)
             if not isinstance(reserved, int) or reserved < 0:
                 raise _invalid(f"ReservedConcurrentExecutions must be a whole number >= 0, not {reserved!r}")
-            try:
+            try:  # Lambda's rule and words: reservations leave at least 100 unreserved
                 self.runtime.set_reserved_concurrency(fn.name, reserved)
-            except ValueError:
-                raise _invalid(
-                    f"Specified ReservedConcurrentExecutions for function decreases account's "
-                    f"UnreservedConcurrentExecution below its minimum value of [0]. (The local account's "
-                    f"concurrency is {self.runtime.account_concurrency}.)") from None
+            except ValueError as e:
+                raise _invalid(f"{e} (The local account's concurrency is {self.runtime.account_concurrency}: "
+                               "python -m workshop up --concurrency N sets it.)") from None
             fn.reserved = reserved
             return {"ReservedConcurrentExecutions": reserved}
 

@@ -9,18 +9,22 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "DEFAULT_ACCOUNT_CONCURRENCY",
     "DEFAULT_ACCOUNT_ID",
+    "DEFAULT_IDLE_LIFETIME_S",
     "INIT_PHASE_TIMEOUT_S",
     "MAX_ASYNC_REQUEST_PAYLOAD",
     "MAX_REQUEST_PAYLOAD",
     "MAX_RESPONSE_PAYLOAD",
     "MEMORY_SAMPLE_INTERVAL_S",
+    "MIN_UNRESERVED_CONCURRENCY",
     "RESERVED_ENVIRONMENT_KEYS",
     "EnvironmentRecord",
     "FunctionSpec",
     "InvocationResult",
     "InvokeRecord",
     "Report",
+    "cloudwatch_message",
 ]
 
 #: Synchronous Invoke: largest request payload (RequestTooLargeException beyond).
@@ -34,6 +38,19 @@ MAX_RESPONSE_PAYLOAD = 6 * 1024 * 1024 + 100  # 6,291,556
 INIT_PHASE_TIMEOUT_S = 10.0
 #: How often the watcher samples the process's RSS while an invocation (or init) runs.
 MEMORY_SAMPLE_INTERVAL_S = 0.010
+#: An account's concurrency in a Region, Lambda's default quota
+#: (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html): ``up --concurrency N`` sets another.
+DEFAULT_ACCOUNT_CONCURRENCY = 1000
+#: What reservations must leave to the functions without one: "You can reserve concurrency for as many functions
+#: as you like, as long as you leave at least 100 simultaneous executions unreserved"
+#: (https://docs.aws.amazon.com/lambda/latest/dg/API_PutFunctionConcurrency.html); an account under 100 (new
+#: accounts start lower) can reserve nothing.
+MIN_UNRESERVED_CONCURRENCY = 100
+#: How long an idle execution environment is kept for the next invoke. AWS does not say: it "retains the execution
+#: environment for a non-deterministic period of time" and "may reuse" it
+#: (https://docs.aws.amazon.com/lambda/latest/operatorguide/execution-environments.html); measured lifetimes of
+#: idle environments are 5 to 15 minutes or more.
+DEFAULT_IDLE_LIFETIME_S = 600.0
 #: The account id in ARNs.
 DEFAULT_ACCOUNT_ID = "123456789012"
 
@@ -127,6 +144,15 @@ class Report:
         return text
 
 
+def cloudwatch_message(line: str) -> str:
+    """A log line as CloudWatch Logs records it: the Lambda platform and the python runtime end each message
+    with a newline, and the REPORT line with a tab and a newline (``...\tMax Memory Used: 45 MB\t\n``), as
+    ``GetLogEvents`` and the Tail of ``Invoke`` return them."""
+    if line.endswith("\n"):
+        return line
+    return line + ("\t\n" if line.startswith("REPORT RequestId: ") else "\n")
+
+
 @dataclass
 class InvocationResult:
     """What a synchronous (``RequestResponse``) Invoke returns, plus the invocation's logs."""
@@ -173,7 +199,7 @@ class EnvironmentRecord:
     #: (request_id, start, end, duration_ms): start = event delivered, end = answer received
     invocations: list[tuple[str, float, float, float]] = field(default_factory=list)
     stopped_at: float | None = None
-    #: timeout | out_of_memory | exited | init_error | response_too_large | reclaimed |
+    #: timeout | out_of_memory | exited | init_error | response_too_large | idle | reclaimed |
     #: replaced | reset | shutdown | debugged | deleted
     stop_reason: str | None = None
     pid: int | None = None

@@ -105,6 +105,16 @@ def test_an_event_invoke_is_queued_and_runs(sns_cloud: Any) -> None:
     while not reports() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert len(reports()) == 1  # it ran, once; the dry run did not
+    # as CloudWatch records them: START and END end in a newline, REPORT in a tab and a newline
+    [report] = reports()
+    events = logs.get_log_events(logGroupName=f"/aws/lambda/{ping}", logStreamName=report["logStreamName"],
+                                 startTime=since)["events"]
+    messages = [e["message"] for e in events]
+    request_id = report["message"].split()[2]
+    assert f"START RequestId: {request_id} Version: $LATEST\n" in messages
+    assert f"END RequestId: {request_id}\n" in messages
+    assert report["message"].startswith(f"REPORT RequestId: {request_id}\tDuration: ")
+    assert report["message"].endswith(" MB\t\n") or report["message"].endswith(" ms\t\n")
 
 
 def test_the_aws_cli_and_sam_cli_see_the_stack(sns_cloud: Any, tmp_path: Path) -> None:

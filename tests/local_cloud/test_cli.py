@@ -96,6 +96,8 @@ def test_port_taken(state_file: Path, capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert _run(capsys, "up", "--dispatch", "carrier-pigeon")[0] == 2
+    assert _run(capsys, "up", "--concurrency", "0")[0] == 2
+    assert _run(capsys, "up", "--concurrency", "many")[0] == 2
     assert _run(capsys, "user")[0] == 2
     assert _run(capsys)[0] == 2
     code, _, err = _run(capsys, "logs", "PingFunction", "--since", "yesterday")
@@ -117,7 +119,7 @@ def test_a_real_up_token_invoke_logs_down(state_file: Path, tmp_path: Path,
     env = {**os.environ, "WORKSHOP_STATE_FILE": str(state_file), "PYTHONUNBUFFERED": "1"}
     log = (tmp_path / "up.log").open("w")
     started = time.monotonic()
-    up = subprocess.Popen([sys.executable, "-m", "workshop", "up", "--port", "0"], cwd=REPO, env=env,
+    up = subprocess.Popen([sys.executable, "-m", "workshop", "up", "--port", "0", "--concurrency", "150"], cwd=REPO, env=env,
                           stdout=log, stderr=subprocess.STDOUT)
     try:
         state = _wait(lambda: state_file.exists() and json.loads(state_file.read_text()), 30, "state.json")
@@ -153,6 +155,9 @@ def test_a_real_up_token_invoke_logs_down(state_file: Path, tmp_path: Path,
         assert listed.returncode == 0, listed.stderr
         assert any(f["FunctionName"].startswith("thumbnailr-PingFunction-")
                    for f in json.loads(listed.stdout)["Functions"])
+        settings = subprocess.run(["bash", "-c", 'eval "$EXPORTS" && aws lambda get-account-settings --output json'],
+                                  env=shell, capture_output=True, text=True, timeout=60, check=False)
+        assert json.loads(settings.stdout)["AccountLimit"]["ConcurrentExecutions"] == 150  # up --concurrency 150
 
         def logs_have_report() -> str | None:
             code, out, _ = _run(capsys, "logs", "PingFunction")
@@ -162,6 +167,7 @@ def test_a_real_up_token_invoke_logs_down(state_file: Path, tmp_path: Path,
         assert "[$LATEST]" in out  # the environment's log stream
         code, out, _ = _run(capsys, "logs", "PingFunction", "--filter", "REPORT", "--since", "5m")
         assert code == 0 and out and all("REPORT" in line for line in out.splitlines())
+        assert not any(line.endswith("\t") for line in out.splitlines())  # CloudWatch's "\t\n": one line each
 
         code, _, err = _run(capsys, "up", "--port", "0")
         assert code == 1 and "already running" in err

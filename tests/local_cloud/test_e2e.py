@@ -100,6 +100,28 @@ def test_another_users_photo_is_404(sns_cloud: Any) -> None:
     assert theirs.json() == {"message": "photo not found"}
 
 
+def test_the_apps_presigned_form_is_enforced_as_s3_enforces_it(sns_cloud: Any) -> None:
+    """The app's own form, changed as an attacker would, is refused (403, nothing stored); as given, it is taken."""
+    auth, api, s3 = _user(sns_cloud), sns_cloud.api_url, sns_cloud.client("s3")
+    mine = requests.post(f"{api}photos", json={"content_type": "image/jpeg"}, headers=auth, timeout=30).json()
+    other = requests.post(f"{api}photos", json={"content_type": "image/jpeg"}, headers=_user(sns_cloud),
+                          timeout=30).json()
+    form, photo = mine["upload"], encode(realistic_photo(64, 48, seed=3), "JPEG", quality=80)
+    bucket = sns_cloud.outputs["PhotosBucketName"]
+
+    def send(**changes: str) -> requests.Response:
+        return requests.post(form["url"], data={**form["fields"], **changes},
+                             files={"file": ("p.jpg", photo, "image/jpeg")}, timeout=30)
+
+    for changes in ({"key": f"photos/{other['photo_id']}"}, {"key": "uploads/evil.html"},
+                    {"Content-Type": "text/html"}):
+        answer = send(**changes)
+        assert answer.status_code == 403 and b"<Code>AccessDenied</Code>" in answer.content, (changes, answer.text)
+    for key in (f"photos/{other['photo_id']}", "uploads/evil.html", form["fields"]["key"]):
+        assert s3.list_objects_v2(Bucket=bucket, Prefix=key).get("KeyCount") == 0  # nothing stored
+    assert send().status_code == 204
+
+
 def test_monthly_quota(stream_cloud: Any) -> None:
     """stream_cloud runs with MonthlyQuota=3 (a template parameter override)."""
     api = stream_cloud.api_url

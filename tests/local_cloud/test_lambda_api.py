@@ -87,7 +87,7 @@ def moto(no_real_aws: list[str]) -> Iterator[str]:
 def cloud(moto: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
     """One runtime, service and API server for the module; each test makes functions of its own names."""
     sunk: list[tuple[str, str]] = []  # (log group's function, log stream) of each invocation
-    runtime = LambdaRuntime(account_concurrency=10, region=REGION, account_id=ACCOUNT,
+    runtime = LambdaRuntime(account_concurrency=110, region=REGION, account_id=ACCOUNT,
                             log_sink=lambda function, lines, stream: sunk.append((function, stream)))
     clients = Clients(moto, REGION)
     service = LambdaService(runtime, clients, code_root=tmp_path_factory.mktemp("code"),
@@ -138,8 +138,11 @@ def test_create_from_a_zip_and_invoke_with_its_tail_log(cloud: SimpleNamespace) 
     assert body["group"] == "/aws/lambda/zipped"
     assert re.fullmatch(r"\d{4}/\d\d/\d\d/\[\$LATEST\][0-9a-f]{32}", body["stream"])
     log = base64.b64decode(response["LogResult"]).decode()
+    assert re.search(rf"\nEND RequestId: {UUID}\nREPORT RequestId: {UUID}\t.*\tInit Duration: [\d.]+ ms\t\n$", log)
     lines = log.rstrip("\n").split("\n")
-    assert lines[0].startswith("INIT_START Runtime Version: python:3.13")  # a cold start, all of it in 4 KB
+    # https://docs.aws.amazon.com/lambda/latest/dg/runtime-management-identify.html
+    assert re.fullmatch(r"INIT_START Runtime Version: python:3\.13\.v\d+\tRuntime Version ARN: "
+                        rf"arn:aws:lambda:{REGION}::runtime:[0-9a-f]{{64}}", lines[0])  # a cold start, all in 4 KB
     assert "app: imported" in lines and "app: handling v1" in lines
     assert re.fullmatch(rf"START RequestId: {UUID} Version: \$LATEST", lines[lines.index("app: imported") + 1])
     assert re.match(rf"REPORT RequestId: {UUID}\tDuration: ", lines[-1])
@@ -385,18 +388,21 @@ def test_list_get_delete_and_account_settings(cloud: SimpleNamespace) -> None:
 
     cloud.client.put_function_concurrency(FunctionName="listed-a", ReservedConcurrentExecutions=3)
     settings = cloud.client.get_account_settings()
-    assert settings["AccountLimit"]["ConcurrentExecutions"] == 10
-    assert settings["AccountLimit"]["UnreservedConcurrentExecutions"] == 7
+    assert settings["AccountLimit"]["ConcurrentExecutions"] == 110
+    assert settings["AccountLimit"]["UnreservedConcurrentExecutions"] == 107
     assert settings["AccountUsage"]["FunctionCount"] == len(names)
-    with pytest.raises(cloud.client.exceptions.InvalidParameterValueException):
+    with pytest.raises(cloud.client.exceptions.InvalidParameterValueException) as info:  # 110 - 3 - 8 < 100
         cloud.client.put_function_concurrency(FunctionName="listed-b", ReservedConcurrentExecutions=8)
+    assert "decreases account's UnreservedConcurrentExecution below its minimum value of [100]" in error_of(info)[2]
+    cloud.client.put_function_concurrency(FunctionName="listed-b", ReservedConcurrentExecutions=7)  # 100 left
+    cloud.client.delete_function_concurrency(FunctionName="listed-b")
 
     invoke(cloud, "listed-a")  # a warm environment, to be stopped by the delete
     cloud.client.delete_function(FunctionName="listed-a")
     assert "listed-a" not in cloud.runtime.functions()
     with pytest.raises(cloud.client.exceptions.ResourceNotFoundException):
         cloud.client.get_function(FunctionName="listed-a")
-    assert cloud.client.get_account_settings()["AccountLimit"]["UnreservedConcurrentExecutions"] == 10
+    assert cloud.client.get_account_settings()["AccountLimit"]["UnreservedConcurrentExecutions"] == 110
 
 
 # ----------------------------------------------------------------------------- the AWS CLI

@@ -17,7 +17,7 @@ import pytest
 from localcloud.errors import RequestTooLarge, Throttled, UnknownFunction
 from localcloud.lambda_service import environment
 from localcloud.lambda_service.runtime import LambdaRuntime
-from localcloud.lambda_service.spec import FunctionSpec, Report
+from localcloud.lambda_service.spec import FunctionSpec, Report, cloudwatch_message
 
 pytestmark = pytest.mark.local_cloud
 
@@ -116,6 +116,11 @@ def test_report_line_is_cloudwatchs_format():
     assert cold.line().endswith("\tMax Memory Used: 45 MB\tInit Duration: 230.45 ms")
     oom = Report("rid", 1.0, 1, 128, 128, None, status="error", error_type="Runtime.OutOfMemory")
     assert oom.line().endswith("\tStatus: error\tError Type: Runtime.OutOfMemory")
+    # CloudWatch's messages: START and END end in a newline, REPORT in a tab and a newline
+    assert cloudwatch_message(warm.line()) == warm.line() + "\t\n"
+    assert cloudwatch_message("START RequestId: rid Version: $LATEST") == "START RequestId: rid Version: $LATEST\n"
+    assert cloudwatch_message("END RequestId: rid") == "END RequestId: rid\n"
+    assert cloudwatch_message("printed\n") == "printed\n"  # already whole: not a second newline
 
 
 # --------------------------------------------------------------------------- cold / warm
@@ -251,17 +256,32 @@ def test_account_concurrency_is_shared_by_unreserved_functions(make_runtime):
     runtime = make_runtime(account_concurrency=3)
     runtime.register(spec("A", "toy.sleep"))
     runtime.register(spec("B", "toy.sleep"))
-    runtime.register(spec("Reserved", "toy.sleep", reserved_concurrency=1))  # leaves 2 unreserved
-    threads = [threading.Thread(target=runtime.invoke, args=(name, {"seconds": 0.8})) for name in ("A", "B")]
+    threads = [threading.Thread(target=runtime.invoke, args=(name, {"seconds": 0.8})) for name in ("A", "B", "B")]
     for t in threads:
         t.start()
-    wait_until(lambda: len(runtime.records()) == 2)
+    wait_until(lambda: len(runtime.records()) == 3)
     with pytest.raises(Throttled) as info:
         runtime.invoke("A", {"seconds": 0})
     assert info.value.reason == "ConcurrentInvocationLimitExceeded"
-    assert runtime.invoke("Reserved", {"seconds": 0}).function_error is None  # its own capacity
     for t in threads:
         t.join()
+    assert runtime.invoke("A", {"seconds": 0}).function_error is None  # the pool is back
+
+
+def test_reservations_leave_100_unreserved(make_runtime):
+    # https://docs.aws.amazon.com/lambda/latest/dg/API_PutFunctionConcurrency.html
+    runtime = make_runtime(account_concurrency=103)
+    assert runtime.min_unreserved == 100
+    runtime.register(spec("Reserved", "toy.sleep", reserved_concurrency=2))
+    with pytest.raises(ValueError, match=r"below its minimum value of \[100\]"):
+        runtime.register(spec("Greedy", "toy.sleep", reserved_concurrency=2))
+    runtime.register(spec("Greedy", "toy.sleep", reserved_concurrency=1))  # 103 - 2 - 1 = 100 left: fine
+    with pytest.raises(ValueError, match=r"minimum value of \[100\]"):
+        runtime.set_reserved_concurrency("Reserved", 3)
+    small = make_runtime(account_concurrency=10)  # an account under 100 (new accounts start lower) reserves nothing
+    with pytest.raises(ValueError, match=r"minimum value of \[10\]"):
+        small.register(spec("Any", "toy.sleep", reserved_concurrency=1))
+    assert make_runtime().account_concurrency == 1000  # Lambda's default quota
 
 
 def test_reserved_concurrency_zero_throttles_everything(runtime):
@@ -293,6 +313,71 @@ def test_many_threads_at_once(make_runtime):
     assert ok, "every call was throttled"
     assert len({r.environment_id for r in ok}) <= 3
     assert len({r.request_id for r in ok}) == len(ok)
+
+
+# --------------------------------------------------------------------------- idle environments, the memory budget
+
+
+def test_a_steady_trickle_of_users_stays_warm(make_runtime):
+    """5 users each calling three functions in turn (at most 5 at once per function): the first calls are cold,
+    then every call is warm (the old "10 environments in all" kept reclaiming and starting them again)."""
+    runtime = make_runtime()
+    names = ("Api", "Worker", "Other")
+    for name in names:
+        runtime.register(spec(name, "toy.sleep"))
+
+    def user() -> list:
+        return [runtime.invoke(name, {"seconds": 0.01}) for _ in range(6) for name in names]
+
+    results = [r for rs in in_threads(5, user) for r in rs]
+    assert not any(isinstance(r, Exception) for r in results), results
+    cold = [r for r in results if r.cold_start]
+    assert len(results) == 90 and len(cold) <= 15  # at most one per user and function, then none
+    again = [r for rs in in_threads(5, user) for r in rs]
+    assert sum(r.cold_start for r in again) == 0
+    assert all(rec.stop_reason is None for rec in runtime.records())  # nothing was reclaimed
+
+
+def test_idle_environments_outlive_the_old_reclaim_and_stop_after_their_lifetime(make_runtime):
+    runtime = make_runtime(idle_lifetime_s=1.5)
+    runtime.register(spec("Echo", "toy.echo"))
+    first = runtime.invoke("Echo", {})
+    time.sleep(0.6)  # idle, well past no time at all
+    warm = runtime.invoke("Echo", {})
+    assert not warm.cold_start and warm.environment_id == first.environment_id
+    (record,) = runtime.records()
+    wait_until(lambda: runtime.records()[0].stop_reason is not None, timeout=4)
+    record = runtime.records()[0]
+    assert record.stop_reason == "idle"
+    wait_until(lambda: pid_gone(record.pid))  # killed and reaped
+    assert record.stopped_at - record.invocations[-1][2] >= 1.5
+    assert runtime.invoke("Echo", {}).cold_start
+
+
+def test_the_memory_budget_reclaims_idle_environments_then_throttles(make_runtime):
+    runtime = make_runtime(memory_budget_mb=256)  # two 128 MB environments
+    runtime.register(spec("A", "toy.sleep"))
+    runtime.register(spec("B", "toy.sleep"))
+    a = runtime.invoke("A", {"seconds": 0})
+    b = runtime.invoke("B", {"seconds": 0})
+    assert runtime.invoke("A", {"seconds": 0}).environment_id == a.environment_id  # both kept: within budget
+    # a second A at once: no room, B's idle environment (the least recently used) makes it
+    pair = in_threads(2, runtime.invoke, "A", {"seconds": 0.5})
+    assert all(r.function_error is None for r in pair), pair
+    b_record = next(r for r in runtime.records() if r.id == b.environment_id)
+    assert b_record.stop_reason == "reclaimed"
+    wait_until(lambda: pid_gone(b_record.pid))
+    # both A environments busy and the budget spent: B is throttled, as the account's limit would
+    threads = [threading.Thread(target=runtime.invoke, args=("A", {"seconds": 0.8})) for _ in range(2)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)  # both warm invocations under way
+    with pytest.raises(Throttled) as info:
+        runtime.invoke("B", {"seconds": 0})
+    assert info.value.reason == "ConcurrentInvocationLimitExceeded"
+    for t in threads:
+        t.join()
+    assert runtime.invoke("B", {"seconds": 0}).cold_start  # room again: an idle A made way
 
 
 # --------------------------------------------------------------------------- limits
@@ -420,7 +505,12 @@ def test_process_exiting_mid_invocation(runtime):
         "errorType": "Runtime.ExitError",
         "errorMessage": f"RequestId: {r.request_id} Error: Runtime exited with error: exit status 3",
     }
-    assert REPORT_RE.match(r.log_lines[-2])["error_type"] == "Runtime.ExitError"
+    report = REPORT_RE.match(r.log_lines[-2])
+    assert report["status"] == "error" and report["error_type"] == "Runtime.ExitError"
+    # in CloudWatch: "...\tStatus: error\tError Type: Runtime.ExitError\t\n", then Lambda's own two lines
+    assert cloudwatch_message(r.log_lines[-2]).endswith("\tStatus: error\tError Type: Runtime.ExitError\t\n")
+    assert cloudwatch_message(r.log_lines[-1]) == (f"RequestId: {r.request_id} Error: Runtime exited with error: "
+                                                   "exit status 3\nRuntime.ExitError\n")
     assert runtime.records()[0].stop_reason == "exited"
     assert runtime.invoke("Exit", {"code": 0}).cold_start
 

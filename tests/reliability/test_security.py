@@ -85,8 +85,8 @@ def test_tokens_are_never_logged(flow: dict) -> None:
 
 
 def test_presigned_urls_expire_in_five_minutes(flow: dict) -> None:
-    """moto does not enforce the expiry of presigned URLs (nor a POST policy's): this checks that
-    the app asks for it; AWS enforces it."""
+    """The app asks for short-lived presigned URLs and a tight POST policy; S3 (and the local cloud's endpoint,
+    tests/local_cloud/test_s3_checks.py) enforces them."""
     created = flow["created"]
     assert created["expires_in"] == 300
     policy = json.loads(base64.b64decode(created["upload"]["fields"]["policy"]))
