@@ -182,7 +182,7 @@ class AlarmEvaluator:
         end = math.floor(now)  # moto drops the query times' fractions of a second
         start = end - n * period
         stat: dict[str, Any] = {"Metric": {"Namespace": alarm["Namespace"], "MetricName": alarm["MetricName"],
-                                           "Dimensions": list(alarm.get("Dimensions") or [])},
+                                           "Dimensions": _as_stored(cloudwatch, alarm)},
                                 "Period": period, "Stat": alarm["Statistic"]}
         if alarm.get("Unit"):
             stat["Unit"] = alarm["Unit"]
@@ -204,3 +204,19 @@ class AlarmEvaluator:
                 self.evaluate_once()
             except Exception as exc:  # CloudWatch (moto) away for a moment: try again next interval
                 log.warning("alarm evaluation failed: %s", exc)
+
+
+def _as_stored(cloudwatch: Any, alarm: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The alarm's dimensions in the order its metric was stored with. CloudWatch matches a dimension set in any
+    order; moto 5's ``get_metric_data`` sorts both sides with a broken ``Dimension.__lt__`` (it compares a
+    value with a name), so three dimensions given in another order match nothing."""
+    wanted = list(alarm.get("Dimensions") or [])
+    as_set = {(d["Name"], d["Value"]) for d in wanted}
+    pages = cloudwatch.get_paginator("list_metrics").paginate(Namespace=alarm["Namespace"],
+                                                              MetricName=alarm["MetricName"])
+    for page in pages:
+        for metric in page.get("Metrics") or []:
+            stored = metric.get("Dimensions") or []
+            if {(d["Name"], d["Value"]) for d in stored} == as_set:
+                return list(stored)
+    return wanted

@@ -260,19 +260,24 @@ class Target:
     def api_url(self) -> str:
         return self.outputs["ApiUrl"]
 
-    def function_name(self, function: str) -> str:
-        """Lambda's name of ``function``: a logical id of the stack (``PingFunction``) is looked up in
-        CloudFormation (``thumbnailr-PingFunction-AbC123``); any other name is Lambda's already."""
-        if function in self._physical:
-            return self._physical[function]
+    def physical_id(self, logical_id: str) -> str:
+        """The name AWS gave a resource of the stack (CloudFormation ``DescribeStackResource``):
+        ``PingFunction`` -> ``thumbnailr-PingFunction-AbC123``. Not one of the stack's: returned as it is."""
+        if logical_id in self._physical:
+            return self._physical[logical_id]
         cfn = self.client("cloudformation")
         try:
-            resource = cfn.describe_stack_resource(StackName=self.stack_name, LogicalResourceId=function)
+            resource = cfn.describe_stack_resource(StackName=self.stack_name, LogicalResourceId=logical_id)
         except cfn.exceptions.ClientError:
-            return function  # not one of the stack's: a Lambda name
+            return logical_id
         name = resource["StackResourceDetail"]["PhysicalResourceId"]
-        self._physical[function] = name
+        self._physical[logical_id] = name
         return name
+
+    def function_name(self, function: str) -> str:
+        """Lambda's name of ``function``: a logical id of the stack is looked up in CloudFormation; any other
+        name is Lambda's already."""
+        return self.physical_id(function)
 
     # ---------------------------------------------------------------- Lambda
 

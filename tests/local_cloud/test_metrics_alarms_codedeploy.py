@@ -204,6 +204,22 @@ def test_an_errors_alarm_goes_to_alarm_after_an_error_and_back_to_ok_when_quiet(
         metrics.stop()
 
 
+def test_an_alarm_on_a_version_fires_whatever_the_order_of_its_dimensions(clients: Clients) -> None:
+    # GIVEN an alarm on the new version's errors, its dimensions written as SAM's documentation writes them
+    # (Resource, FunctionName, ExecutedVersion), not in the order Lambda's metrics are stored
+    put_errors_alarm(clients, "order-fn-new", dims(Resource="order-fn:live", FunctionName="order-fn", ExecutedVersion="2"))
+    metrics = LambdaMetrics(clients, flush_interval_s=0.1)
+    evaluator = AlarmEvaluator(clients, interval_s=0.2, period_scale=1 / 30).start()
+    try:
+        # WHEN version 2 fails once through the alias
+        metrics.record(Record("order-fn", "order-fn:live", "2", error="Unhandled"))
+        # THEN the alarm counts it (CloudWatch matches a dimension set in any order)
+        assert wait_for(lambda: alarm_state(clients, "order-fn-new")["StateValue"] == "ALARM", timeout=5)
+    finally:
+        evaluator.stop()
+        metrics.stop()
+
+
 # --------------------------------------------------------------------------- CodeDeploy
 
 
