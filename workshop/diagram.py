@@ -100,3 +100,132 @@ def draw(template_path: Path | None = None, ax=None):
                  fontsize=10)
     if show:
         plt.show()
+
+
+# ------------------------------------------------------------------ flows explained in notebooks 06, 08 and 09
+# Each is drawn on a grid of boxes joined by straight arrows between neighbours, so no arrow crosses another.
+
+_FLOW = {"you": "#555555", "lambda": "#f58536", "api": "#8c4fff", "data": "#3b48cc", "queue": "#cc2264",
+         "server": "#3f8624", "muted": "#9a9a9a"}
+
+
+def _flow(ax, boxes: dict[str, tuple[float, float, str, str]], arrows: list[tuple[str, str, str]],
+          width: float = 1.7) -> None:
+    """``boxes``: name -> (x, y, label, colour key); ``arrows``: (from, to, label) between boxes on one row
+    or one column. Arrows run edge to edge, their labels beside the middle."""
+    from matplotlib.patches import FancyBboxPatch
+
+    half_w, half_h = width / 2, 0.28
+    for x, y, label, colour in boxes.values():
+        ax.add_patch(FancyBboxPatch(
+            (x - half_w, y - half_h), width, 2 * half_h, boxstyle="round,pad=0.04", fc=_FLOW[colour], ec="none"))
+        ax.text(x, y, label, ha="center", va="center", fontsize=8.5, color="white")
+    for start, end, label in arrows:
+        (x0, y0), (x1, y1) = boxes[start][:2], boxes[end][:2]
+        if y0 == y1:  # along a row
+            sign = 1 if x1 > x0 else -1
+            tail, head = (x0 + sign * half_w, y0), (x1 - sign * half_w, y1)
+            text_at, align = ((x0 + x1) / 2, y0 + 0.36), "center"
+        else:  # along a column
+            sign = 1 if y1 > y0 else -1
+            tail, head = (x0, y0 + sign * half_h), (x1, y1 - sign * half_h)
+            text_at, align = (x0 + 0.12, (y0 + y1) / 2), "left"
+        ax.annotate("", xy=head, xytext=tail, arrowprops={"arrowstyle": "-|>", "color": "#666666", "lw": 1.2,
+                                                         "shrinkA": 2, "shrinkB": 2})
+        if label:
+            ax.text(*text_at, label, ha=align, va="center", fontsize=7.5, color="#333333")
+    ax.axis("off")
+
+
+def _figure(ax, size: tuple[float, float]):
+    import matplotlib.pyplot as plt
+
+    if ax is not None:
+        return ax, False
+    _, ax = plt.subplots(figsize=size)
+    return ax, True
+
+
+def debug_order(ax=None):
+    """Notebook 06: the usual debug order (attach, then call) against Lambda's (call, then attach)."""
+    import matplotlib.pyplot as plt
+
+    ax, show = _figure(ax, (13, 3.2))
+    gap = 2.15
+    usual = ["1 build", "2 start the app\nunder the debugger", "3 attach the IDE", "4 make the call", "5 stop at the\nbreakpoint"]
+    lam = ["1 build", "2 mark the function:\nnext call debugs", "3 make the call:\nenvironment starts", "4 debugpy waits;\nattach the IDE",
+           "5 stop at the\nbreakpoint"]
+    boxes, arrows = {}, []
+    for row, (steps, y) in enumerate([(usual, 1.4), (lam, 0.0)]):
+        for i, step in enumerate(steps):
+            swapped = i in (2, 3)
+            colour = ("you" if row == 0 else "lambda") if swapped else "muted"
+            boxes[f"{row}{i}"] = (i * gap, y, step, colour)
+            if i:
+                arrows.append((f"{row}{i - 1}", f"{row}{i}", ""))
+    _flow(ax, boxes, arrows, width=1.85)
+    ax.text(-1.1, 1.4, "a web app", ha="right", va="center", fontsize=9, weight="bold")
+    ax.text(-1.1, 0.0, "a Lambda\nfunction", ha="right", va="center", fontsize=9, weight="bold")
+    ax.set_xlim(-2.4, 4 * gap + 1.1)
+    ax.set_ylim(-0.55, 1.95)
+    ax.set_title("Steps 3 and 4 swap: the environment, and the debugger in it, exist only once a call arrives",
+                 fontsize=10)
+    if show:
+        plt.show()
+
+
+def fronts(ax=None):
+    """Notebook 08: the three fronts before the same handlers, and what each hands them."""
+    import matplotlib.pyplot as plt
+
+    ax, show = _figure(ax, (13, 4.0))
+    rows = [("API Gateway + Lambda", "API Gateway\n+ Cognito authorizer", "api", "Lambda\n(an environment a call)",
+             "lambda", "Invoke:\nproxy event"),
+            ("ALB + Lambda", "Application\nLoad Balancer", "api", "Lambda\n(an environment a call)", "lambda",
+             "Invoke:\ntarget-group event"),
+            ("ALB + EC2", "Application\nLoad Balancer", "api", "server process\n(handlers in-process)", "server",
+             "HTTP to the server,\nwhich calls the handler")]
+    boxes, arrows = {}, []
+    for i, (_, front, front_colour, compute, compute_colour, hands) in enumerate(rows):
+        y = (len(rows) - 1 - i) * 1.3
+        boxes[f"client{i}"] = (0, y, "client", "you")
+        boxes[f"front{i}"] = (3.0, y, front, front_colour)
+        boxes[f"compute{i}"] = (6.6, y, compute, compute_colour)
+        boxes[f"data{i}"] = (9.8, y, "DynamoDB, S3", "data")
+        arrows += [(f"client{i}", f"front{i}", "HTTPS"), (f"front{i}", f"compute{i}", hands),
+                   (f"compute{i}", f"data{i}", "SDK calls")]
+    _flow(ax, boxes, arrows, width=2.0)
+    for i, (name, *_rest) in enumerate(rows):
+        ax.text(-1.25, (len(rows) - 1 - i) * 1.3, name, ha="right", va="center", fontsize=9, weight="bold")
+    ax.set_xlim(-3.6, 10.9)
+    ax.set_ylim(-0.55, 3.25)
+    ax.set_title("Three fronts, one code base: what sits between the client and the handler changes", fontsize=10)
+    if show:
+        plt.show()
+
+
+def dispatch(ax=None):
+    """Notebook 09: the create command by SNS (transport) against the table's stream (transform)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, axes = plt.subplots(1, 2, figsize=(14, 3.0))
+        show = True
+    else:
+        axes, show = ax, False
+    sns, stream = axes
+    _flow(sns, {"request": (0, 1, "RequestThumbnail", "lambda"), "table": (0, 0, "thumbnails table\n(pending row)", "data"),
+                "topic": (3.3, 1, "SNS topic", "queue"), "worker": (6.6, 1, "CreateThumbnail", "lambda")},
+          [("request", "table", "put item"), ("request", "topic", "publish\n(+1 call, $0.50/M)"),
+           ("topic", "worker", "push")], width=1.9)
+    sns.set_title('Dispatch=sns: transport (the function writes, then sends)', fontsize=10)
+    _flow(stream, {"request": (0, 1, "RequestThumbnail", "lambda"), "table": (3.3, 1, "thumbnails table\n(pending row)", "data"),
+                   "worker": (6.6, 1, "CreateThumbnail", "lambda")},
+          [("request", "table", "put item"), ("table", "worker", "stream INSERT\n(Lambda polls, free)")], width=1.9)
+    stream.set_title("Dispatch=stream: transform (the write is the command)", fontsize=10)
+    for axis in axes:
+        axis.set_xlim(-1.1, 7.7)
+        axis.set_ylim(-0.5, 1.7)
+    if show:
+        plt.tight_layout()
+        plt.show()
