@@ -355,6 +355,17 @@ class Target:
                 pass
         return names
 
+    def delete_toy_role(self) -> bool:
+        """Delete the role the notebooks' functions ran with (its inline policy first, as IAM requires)."""
+        iam = self.client("iam")
+        try:
+            for name in iam.list_role_policies(RoleName=TOY_ROLE)["PolicyNames"]:
+                iam.delete_role_policy(RoleName=TOY_ROLE, PolicyName=name)
+            iam.delete_role(RoleName=TOY_ROLE)
+        except iam.exceptions.NoSuchEntityException:
+            return False
+        return True
+
     # ---------------------------------------------------------------- CloudWatch Logs
 
     def reports(self, function: str, since: float, *, at_least: int = 0, timeout: float = 60) -> list[tuple[str, float, Report]]:
