@@ -191,7 +191,7 @@ def draw(template_path: Path | None = None, ax=None) -> None:
     drawn = layout(template_path)
     ax, show = _figure(ax, (13, 6.2))
     for name, (x0, y0, x1, y1) in drawn.boxes.items():
-        ax.add_patch(FancyBboxPatch((x0, y0), x1 - x0, y1 - y0, boxstyle="round,pad=0,rounding_size=0.12",
+        ax.add_patch(FancyBboxPatch((x0, y0), x1 - x0, y1 - y0, boxstyle="round,pad=0,rounding_size=0.08",
                                     fc=drawn.colours[name], ec="none"))
         ax.text((x0 + x1) / 2, (y0 + y1) / 2, drawn.labels[name], ha="center", va="center", fontsize=8,
                 color="white")
