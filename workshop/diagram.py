@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,60 +47,184 @@ def wiring(template: dict) -> dict[str, Any]:
     return wires
 
 
-def draw(template_path: Path | None = None, ax=None):
-    """Draw the architecture with matplotlib, on ``ax`` or (by default) on a new figure, shown at once."""
-    import matplotlib.pyplot as plt
+# ------------------------------------------------------------------ the architecture, laid out by flow
+# Places are planned by hand, one lane per flow (upload, thumbnail, reads); the boxes and arrows themselves
+# come from wiring(), so a function or a use added to the template shows up here, or fails the test until it
+# has a place. tests/unit/test_diagram.py proves no two arrows cross and every arrow ends on a box edge.
 
+_BOX_W, _BOX_H = 2.5, 0.95
+
+# name -> centre; client and API Gateway are tall boxes spanning the lanes they serve
+_PLACES = {
+    "PhotosBucket": (7.2, 12.6), "PhotoUploadedFunction": (11.9, 12.6),
+    "CreateUploadFunction": (7.2, 11.0), "PhotosTable": (11.9, 11.0),
+    "GetPhotoFunction": (7.2, 9.4),
+    "RequestThumbnailFunction": (7.2, 7.4), "CommandsTopic": (11.9, 7.4), "CreateThumbnailFunction": (16.6, 7.4),
+    "DeadLetterQueue": (21.3, 7.4), "QuotaTable": (11.9, 5.6), "IdempotencyTable": (21.3, 5.6),
+    "PingFunction": (7.2, 4.6), "ThumbnailsTable": (11.9, 3.9),
+    "GetThumbnailFunction": (7.2, 2.4), "ThumbnailsBucket": (16.6, 2.4),
+}
+_TALL = {"client": (-0.9, 0.7, 0.3, 13.2), "api": (1.9, 3.7, 1.9, 11.6)}  # x0, x1, y0, y1
+
+# arrows that would cross a straight line go round: waypoints between the two boxes
+_ROUTES = {
+    ("CreateThumbnailFunction", "PhotosBucket"): [(16.6, 13.6), (7.2, 13.6)],  # over the upload lane
+    ("client", "ThumbnailsBucket"): [(16.6, 0.9)],  # under the API
+}
+# numbered steps and the few words an arrow needs
+_LABELS = {
+    ("api", "CreateUploadFunction"): "1 POST\n/photos", ("CreateUploadFunction", "PhotosBucket"): "signs a POST",
+    ("client", "PhotosBucket"): "2 POST the file with the\npresigned form, straight to S3",
+    ("PhotosBucket", "PhotoUploadedFunction"): "3 S3 event",
+    ("PhotoUploadedFunction", "PhotosTable"): "marks uploaded",
+    ("api", "GetPhotoFunction"): "GET\n/photos/{id}",
+    ("api", "RequestThumbnailFunction"): "4 POST\n/thumbnails",
+    ("RequestThumbnailFunction", "CommandsTopic"): "publish",
+    ("CommandsTopic", "CreateThumbnailFunction"): "5 SNS push\n(Dispatch=sns)",
+    ("ThumbnailsTable", "CreateThumbnailFunction"): "5 stream\n(Dispatch=stream)",
+    ("CreateThumbnailFunction", "DeadLetterQueue"): "failed events",
+    ("CreateThumbnailFunction", "PhotosBucket"): "reads the original",
+    ("CreateThumbnailFunction", "ThumbnailsBucket"): "writes",
+    ("api", "PingFunction"): "GET\n/ping",
+    ("api", "GetThumbnailFunction"): "6 GET\n/thumbnails/{id}", ("GetThumbnailFunction", "ThumbnailsBucket"): "signs a GET",
+    ("client", "ThumbnailsBucket"): "7 GET the thumbnail with the presigned URL, straight from S3",
+    ("client", "api"): "HTTPS\n+ Cognito\ntoken",
+}
+# labels a diagonal pair of arrows would cover go beside them (x, y of the label's left middle)
+_LABEL_AT = {("ThumbnailsTable", "CreateThumbnailFunction"): (13.4, 4.3)}
+_STREAM_GAP = 0.18  # the stream (dashed) runs beside the function's own calls to the same table
+
+
+@dataclass(frozen=True)
+class Arrow:
+    start: str
+    end: str
+    points: tuple[tuple[float, float], ...]  # from the start box's edge to the end box's edge
+    dashed: bool = False
+    label: str = ""
+
+    def segments(self) -> list[tuple[tuple[float, float], tuple[float, float]]]:
+        return list(zip(self.points, self.points[1:]))
+
+
+@dataclass
+class Layout:
+    boxes: dict[str, tuple[float, float, float, float]]  # name -> x0, y0, x1, y1
+    labels: dict[str, str]
+    colours: dict[str, str]
+    arrows: list[Arrow]
+
+
+def _exit(box: tuple[float, float, float, float], inside: tuple[float, float], towards: tuple[float, float]):
+    """Where the segment from a point inside the box towards a point outside crosses the box's edge."""
+    x0, y0, x1, y1 = box
+    (px, py), (qx, qy) = inside, towards
+    t = 1.0
+    for p, q, low, high in ((px, qx, x0, x1), (py, qy, y0, y1)):
+        if q > high:
+            t = min(t, (high - p) / (q - p))
+        elif q < low:
+            t = min(t, (low - p) / (q - p))
+    return (round(px + t * (qx - px), 6), round(py + t * (qy - py), 6))
+
+
+def layout(template_path: Path | None = None) -> Layout:
+    """The boxes and arrows of the architecture, in data coordinates, as draw() renders them."""
     from localcloud import read_template
 
     wires = wiring(read_template(template_path or config.template_path()))
-    functions = sorted(wires["uses"], key=lambda f: (f not in wires["routes"], f))
-    stores = sorted({r for used in wires["uses"].values() for r in used} | {r for t in wires["triggers"].values() for r in t},
-                    key=lambda r: (wires["types"][r], r))
-    show = ax is None
-    if show:
-        _, ax = plt.subplots(figsize=(13, 0.72 * max(len(functions), len(stores)) + 1.2))
-    rows = max(len(functions), len(stores))
-    y_of = lambda i, n: rows - 1 - i * (rows - 1) / max(n - 1, 1)  # spread a column over the height
-    where: dict[str, tuple[float, float]] = {}
+    used = {r for uses in wires["uses"].values() for r in uses} | {r for t in wires["triggers"].values() for r in t}
+    unplaced = sorted((set(wires["uses"]) | used) - set(_PLACES))
+    if unplaced:
+        raise ValueError(f"the diagram has no place for {', '.join(unplaced)}: add it to diagram._PLACES")
+    boxes = {name: (x - _BOX_W / 2, y - _BOX_H / 2, x + _BOX_W / 2, y + _BOX_H / 2)
+             for name, (x, y) in _PLACES.items() if name in used or name in wires["uses"]}
+    boxes |= {name: (x0, y0, x1, y1) for name, (x0, x1, y0, y1) in _TALL.items()}
+    labels = {"client": "client\n(browser,\nnotebook)", "api": "API\nGateway\n+ Cognito\nauthorizer"}
+    colours = {"client": _COLOURS["client"], "api": _COLOURS["api"]}
+    for name in boxes.keys() - labels.keys():
+        kind = wires["types"][name]
+        labels[name] = (name.replace("Function", "") if kind == "AWS::Serverless::Function"
+                        else f"{name}\n{kind.split('::')[1]}")
+        colours[name] = _COLOURS.get(kind, "#777777")
 
-    def box(name: str, x: float, y: float, colour: str, label: str | None = None) -> None:
-        where[name] = (x, y)
-        ax.text(x, y, label or name, ha="center", va="center", fontsize=8.5, color="white",
-                bbox={"boxstyle": "round,pad=0.45", "fc": colour, "ec": "none"})
+    def centre(name: str) -> tuple[float, float]:
+        x0, y0, x1, y1 = boxes[name]
+        return (x0 + x1) / 2, (y0 + y1) / 2
 
-    def arrow(start: tuple[float, float], end: tuple[float, float], colour: str = "#999999", dashed: bool = False) -> None:
-        # from the right edge of the box on the left to the left edge of the box on the right
-        (x0, y0), (x1, y1) = sorted([start, end])
-        tail, head = ((x0 + 1.15, y0), (x1 - 0.85, y1)) if start[0] < end[0] else ((x1 - 0.85, y1), (x0 + 1.15, y0))
-        ax.annotate("", xy=head, xytext=tail, arrowprops={
-            "arrowstyle": "-|>", "color": colour, "lw": 1.0, "shrinkA": 0, "shrinkB": 0,
-            "linestyle": "--" if dashed else "-", "connectionstyle": "arc3,rad=0.0"})
+    arrows: list[Arrow] = []
 
-    box("client", 0, rows / 2 - 0.5, _COLOURS["client"], "client\n(HTTP)")
-    box("api", 2.2, rows / 2 - 0.5, _COLOURS["api"], "API Gateway\n+ Cognito authorizer")
-    for i, function in enumerate(functions):
-        route = wires["routes"].get(function)
-        label = function.replace("Function", "") + (f"\n{route}" if route else "")
-        box(function, 5.0, y_of(i, len(functions)), _COLOURS["AWS::Serverless::Function"], label)
-    for i, store in enumerate(stores):
-        box(store, 8.6, y_of(i, len(stores)), _COLOURS.get(wires["types"][store], "#777777"),
-            f"{store}\n{wires['types'][store].split('::')[1]}")
-    arrow(where["client"], where["api"])
-    for function in functions:
+    def join(start: str, end: str, dashed: bool = False, offset: float = 0.0) -> None:
+        (sx, sy), (ex, ey) = centre(start), centre(end)
+        via = _ROUTES.get((start, end), [])
+        if start in _TALL:  # a tall box meets a lane at the height of the lane (or of the route's first turn)
+            sy = via[0][1] if via else ey
+        if end in _TALL:
+            ey = via[-1][1] if via else sy
+        if offset:  # shift the whole line sideways, keeping it parallel
+            length = ((ex - sx) ** 2 + (ey - sy) ** 2) ** 0.5
+            dx, dy = -(ey - sy) / length * offset, (ex - sx) / length * offset
+            sx, sy, ex, ey = sx + dx, sy + dy, ex + dx, ey + dy
+        first, last = (via[0] if via else (ex, ey)), (via[-1] if via else (sx, sy))
+        points = (_exit(boxes[start], (sx, sy), first), *via, _exit(boxes[end], (ex, ey), last))
+        arrows.append(Arrow(start, end, points, dashed, _LABELS.get((start, end), "")))
+
+    join("client", "api")
+    join("client", "PhotosBucket")  # the presigned POST: the file never passes through a function
+    join("client", "ThumbnailsBucket")  # the presigned GET
+    for function in sorted(wires["uses"]):
         if function in wires["routes"]:
-            arrow(where["api"], where[function], _COLOURS["api"])
-        for used in wires["uses"][function]:
-            arrow(where[function], where[used])
-        for source in wires["triggers"].get(function, []):  # events flow from the store to the function
-            arrow(where[source], where[function], _COLOURS[wires["types"][source]] if wires["types"][source] in _COLOURS else "#cc2264", dashed=True)
-    ax.set_xlim(-1, 9.8)
-    ax.set_ylim(-0.8, rows - 0.2)
+            join("api", function)
+        for source in wires["triggers"].get(function, []):
+            both = source in wires["uses"][function]  # a table it writes and whose stream triggers it
+            join(source, function, dashed=True, offset=_STREAM_GAP if both else 0.0)
+        for store in wires["uses"][function]:
+            join(function, store, offset=_STREAM_GAP if store in wires["triggers"].get(function, []) else 0.0)
+    return Layout(boxes, labels, colours, arrows)
+
+
+def draw(template_path: Path | None = None, ax=None) -> None:
+    """Draw the architecture with matplotlib, on ``ax`` or (by default) on a new figure, shown at once."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyBboxPatch
+
+    drawn = layout(template_path)
+    ax, show = _figure(ax, (13, 6.2))
+    for name, (x0, y0, x1, y1) in drawn.boxes.items():
+        ax.add_patch(FancyBboxPatch((x0, y0), x1 - x0, y1 - y0, boxstyle="round,pad=0,rounding_size=0.08",
+                                    fc=drawn.colours[name], ec="none"))
+        ax.text((x0 + x1) / 2, (y0 + y1) / 2, drawn.labels[name], ha="center", va="center", fontsize=8,
+                color="white")
+    for arrow in drawn.arrows:
+        colour = "#444444" if arrow.start in ("client", "api") else ("#cc2264" if arrow.dashed else "#8a8a8a")
+        style = "--" if arrow.dashed else "-"
+        *lines, (tail, head) = arrow.segments()
+        for (xa, ya), (xb, yb) in lines:
+            ax.plot([xa, xb], [ya, yb], color=colour, lw=1.1, linestyle=style, solid_capstyle="butt")
+        ax.annotate("", xy=head, xytext=tail, arrowprops={
+            "arrowstyle": "-|>", "color": colour, "lw": 1.1, "shrinkA": 0, "shrinkB": 0, "linestyle": style})
+        if arrow.label:
+            _label(ax, arrow)
+    ax.set_xlim(-1.0, 22.7)
+    ax.set_ylim(0.2, 14.0)
     ax.axis("off")
-    ax.set_title("Thumbnailr, as sam-app/template.yaml wires it: solid = calls, dashed = events that trigger a function",
-                 fontsize=10)
+    ax.set_title("Thumbnailr as sam-app/template.yaml wires it: solid = calls, dashed = events that trigger a "
+                 "function; numbers follow one photo", fontsize=10)
     if show:
         plt.show()
+
+
+def _label(ax, arrow: Arrow) -> None:
+    """The label beside the longest segment's middle: above a horizontal one, right of a vertical one."""
+    if (arrow.start, arrow.end) in _LABEL_AT:
+        ax.text(*_LABEL_AT[(arrow.start, arrow.end)], arrow.label, ha="left", va="center", fontsize=7.5, color="#222222")
+        return
+    (xa, ya), (xb, yb) = max(arrow.segments(), key=lambda s: abs(s[1][0] - s[0][0]) + abs(s[1][1] - s[0][1]))
+    mx, my = (xa + xb) / 2, (ya + yb) / 2
+    if abs(ya - yb) < 1e-9:
+        ax.text(mx, my + 0.12, arrow.label, ha="center", va="bottom", fontsize=7.5, color="#222222")
+    else:
+        ax.text(mx + 0.12, my, arrow.label, ha="left", va="center", fontsize=7.5, color="#222222")
 
 
 # ------------------------------------------------------------------ flows explained in notebooks 06, 08 and 09
