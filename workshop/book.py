@@ -2,9 +2,11 @@
 
 Sphinx with MyST-NB and the Sphinx Book Theme renders ``book/*.md`` and the notebooks, exercises and solutions
 with their stored outputs (nothing is executed) into ``book/_build/html``. Before it runs, the pages that are
-made from data are written into ``book/_generated/``: the talk-slide map and the presenter's outlines (from
-:mod:`workshop.talk`) and the time per notebook (measured: the last ``make notebooks`` run's
+made from data are written into ``book/_generated/``: the presenter's outlines (from :mod:`workshop.talk`,
+with cell numbers) and the time per notebook (measured: the last ``make notebooks`` run's
 ``.notebook-times.xml`` if there is one, else ``book/notebook-times.json``, where ``--save-times`` keeps it).
+The talk-slide map, ``book/talk_map.md``, is committed so that GitHub shows it too: the build fails if it is
+not what :mod:`workshop.talk` says (``--write-talk-map`` rewrites it).
 """
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ def _times_page(root: Path) -> str:
         exercises = _exercise_count(root, path.stem)
         total += minutes + exercises * MINUTES_PER_EXERCISE
         run_text = f"{run:.0f} s" if run else "–"
-        rows.append(f"| [{path.stem}](/notebooks/{path.stem}.ipynb) | {minutes:.0f} min | {run_text} | "
+        rows.append(f"| [{path.stem}](../../notebooks/{path.stem}.ipynb) | {minutes:.0f} min | {run_text} | "
                     f"{exercises} (about {exercises * MINUTES_PER_EXERCISE} min) |")
     return "\n".join([
         "# Time per notebook", "",
@@ -138,7 +140,7 @@ def _talk_map_page(root: Path) -> str:
     for section in talk.sections():
         path = root / "notebooks" / f"{section.notebook}.ipynb"
         talk.locate(section, path)  # fails the build if the heading is gone
-        where = f"/notebooks/{section.notebook}.ipynb" + (f"#{_anchor(section.heading)}" if section.heading else "")
+        where = f"../notebooks/{section.notebook}.ipynb" + (f"#{_anchor(section.heading)}" if section.heading else "")
         label = f"{section.notebook} § {section.heading}" if section.heading else f"{section.notebook}: {titles[section.notebook]}"
         rows.append(f"| {section.slide_range} | {section.talk} | [{label.replace('|', '/')}]({where}) |")
     return "\n".join([
@@ -146,7 +148,7 @@ def _talk_map_page(root: Path) -> str:
         f"The workshop retells the talk *{talk.TALK}* in Python, one notebook per part. The table maps each "
         "slide (or run of slides) to the notebook section that shows the same thing running; the slides left out "
         "are section dividers. The presenter's outlines (one per notebook, with cell numbers) are on "
-        "[For the presenter](presenter.md) and beside each deck made by `make slides`.", "",
+        "the book's *For the presenter* page (`make book`) and beside each deck made by `make slides`.", "",
         *rows,
     ]) + "\n"
 
@@ -174,7 +176,10 @@ def write_generated(root: Path | None = None) -> Path:
     root = root or config.repo_root()
     out = root / "book" / "_generated"
     out.mkdir(parents=True, exist_ok=True)
-    pages = {"talk_map.md": _talk_map_page(root), "times.md": _times_page(root), "presenter.md": _presenter_page(root)}
+    talk_map = root / "book" / "talk_map.md"
+    if not talk_map.is_file() or talk_map.read_text() != _talk_map_page(root):
+        raise SystemExit(f"{talk_map} is not what workshop/talk.py says: run `python -m workshop.book --write-talk-map`")
+    pages = {"times.md": _times_page(root), "presenter.md": _presenter_page(root)}
     for name, text in pages.items():
         target = out / name
         if not target.is_file() or target.read_text() != text:  # untouched pages keep Sphinx's cache valid
@@ -234,8 +239,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="where the site goes (default book/_build/html)")
     parser.add_argument("--save-times", action="store_true",
                         help="keep .notebook-times.xml's measurements in book/notebook-times.json, and stop")
+    parser.add_argument("--write-talk-map", action="store_true",
+                        help="write book/talk_map.md from workshop/talk.py (committed: GitHub shows it too), and stop")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
+    if args.write_talk_map:
+        target = config.repo_root() / "book" / "talk_map.md"
+        target.write_text(_talk_map_page(config.repo_root()))
+        print(f"wrote {target}")
+        return 0
     if args.save_times:
         print(f"wrote {save_times()}")
         return 0
