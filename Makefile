@@ -35,7 +35,7 @@ $(VENV)/.installed: requirements.txt
 	test -x $(PY) || "$$base" -m venv $(VENV); \
 	echo "[2/3] the pinned packages of requirements.txt and what they need$${PIP_NO_INDEX:+, from $(WHEELHOUSE)/ (no network)}:"; \
 	PYTHONUNBUFFERED=1 $(PY) -m pip install --disable-pip-version-check --progress-bar off -r requirements.txt \
-	  | awk '/^Collecting /{n++; printf "  %3d  %s\n", n, $$2; fflush()} \
+	  | awk '/^(Collecting|Processing) /{n++; name = $$2; sub(".*/", "", name); printf "  %3d  %s\n", n, name; fflush()} \
 	         /^Installing collected packages/{printf "  installing them (the longest step)...\n"; fflush()} \
 	         /^Successfully installed/{printf "  %d packages installed\n", NF-2}'; \
 	echo "[3/3] the workshop and the app's source importable from notebooks, as from tests"; \

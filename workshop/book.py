@@ -180,6 +180,9 @@ def write_generated(root: Path | None = None) -> Path:
     if not talk_map.is_file() or talk_map.read_text() != _talk_map_page(root):
         raise SystemExit(f"{talk_map} is not what workshop/talk.py says: run `python -m workshop.book --write-talk-map`")
     pages = {"times.md": _times_page(root), "presenter.md": _presenter_page(root)}
+    for stale in out.glob("*.md"):  # a page no longer made would be a page in no toctree
+        if stale.name not in pages:
+            stale.unlink()
     for name, text in pages.items():
         target = out / name
         if not target.is_file() or target.read_text() != text:  # untouched pages keep Sphinx's cache valid

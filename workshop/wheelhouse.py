@@ -3,7 +3,8 @@
 ``make wheelhouse`` (``python -m workshop.wheelhouse``) fills ``wheelhouse/`` with
 
 * every wheel ``requirements.txt`` resolves to, for the laptops a room has: Linux x86_64 and aarch64,
-  macOS arm64 and x86_64 (and this machine's, with wheels built here for pins published only as sdists);
+  macOS arm64 and x86_64 (and this machine's, with wheels built here for pins published only as sdists; a
+  pin with no wheel for a platform, as awslambdaric for macOS, is named: pip builds it there from its sdist);
 * the manylinux aarch64 wheels that ``sam build`` packages for the functions (python3.13, arm64).
 
 A presenter copies the folder to a USB stick; a learner drops it at the repository's root. From then on
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import time
@@ -60,31 +62,84 @@ def lambda_platform_args() -> list[str]:
             *[f"--platform={p}" for p in PLATFORMS["Linux aarch64"]]]
 
 
-def _pip(*args: str) -> bool:
+def _pip(*args: str, quiet_failure: bool = False) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "pip", *args]
     print("  $ pip " + " ".join(args), flush=True)
     # the index, not another folder of this machine, so that the wheelhouse holds everything
     env = {k: v for k, v in os.environ.items() if k not in ("PIP_NO_INDEX", "PIP_FIND_LINKS")}
-    return subprocess.run(command, env=env).returncode == 0
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0 and not quiet_failure:
+        print(done.stderr.strip()[-2000:], file=sys.stderr)
+    return done
+
+
+def _installed_dependencies(name: str) -> list[str]:
+    """``name``'s dependencies as this venv resolved them (pinned), for a platform that must build it from source."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    pins = []
+    for text in metadata.requires(name) or []:
+        requirement = Requirement(text)
+        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+            continue
+        try:
+            pins.append(f"{requirement.name}=={metadata.version(requirement.name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return pins
+
+
+def _download_for(dest: Path, common: list[str], tags: list[str], requirements: Path) -> tuple[bool, list[str]]:
+    """Every wheel of ``requirements`` for one platform; answers whether pip succeeded, and the pins that have no
+    wheel there (awslambdaric has none for macOS: pip builds it on the laptop, from PyPI or pip's cache), whose
+    dependencies are downloaded all the same."""
+    lines = [line for line in requirements.read_text().splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    no_wheel: list[str] = []
+    for _ in range(10):
+        pinned = dest / ".requirements-for-platform.txt"
+        pinned.write_text("\n".join(lines) + "\n")
+        done = _pip("download", *common, "--dest", str(dest), "--only-binary=:all:", "--python-version", PYTHON_VERSION,
+                    "--implementation", "cp", *[f"--platform={t}" for t in tags], "-r", str(pinned), quiet_failure=True)
+        pinned.unlink()
+        if done.returncode == 0:
+            return True, no_wheel
+        missing = re.search(r"No matching distribution found for ([A-Za-z0-9_.\-]+)==(\S+)", done.stderr)
+        if missing is None:
+            print(done.stderr.strip()[-2000:], file=sys.stderr)
+            return False, no_wheel
+        name, version = missing.groups()
+        no_wheel.append(f"{name}=={version}")
+        key = re.sub(r"[-_.]+", "-", name).lower()
+        lines = [line for line in lines if re.sub(r"[-_.]+", "-", re.split(r"[=\[<>!~; ]", line.strip())[0]).lower() != key]
+        lines += [pin for pin in _installed_dependencies(name) if pin not in lines]
+    return False, no_wheel
 
 
 def fill(dest: Path, requirements: Path, lambda_requirements: Path | None, platforms: dict[str, list[str]]) -> list[str]:
     """Download into ``dest``; answers the platforms that failed (empty: all there)."""
     dest.mkdir(parents=True, exist_ok=True)
     common = ["--disable-pip-version-check", "--quiet", "--find-links", str(dest)]
-    failed = []
-    print(f"[1/{len(platforms) + 2}] this machine's wheels (and wheels built here for sdist-only pins)", flush=True)
-    if not _pip("wheel", *common, "--wheel-dir", str(dest), "-r", str(requirements)):
+    failed, notes = [], []
+    steps = len(platforms) + 2
+    print(f"[1/{steps}] this machine's wheels (and wheels built here for sdist-only pins)", flush=True)
+    if _pip("wheel", *common, "--wheel-dir", str(dest), "-r", str(requirements)).returncode != 0:
         failed.append("this machine")
     for step, (name, tags) in enumerate(platforms.items(), start=2):
-        print(f"[{step}/{len(platforms) + 2}] {name}", flush=True)
-        if not _pip("download", *common, "--dest", str(dest), "--only-binary=:all:", "--python-version", PYTHON_VERSION,
-                    "--implementation", "cp", *[f"--platform={t}" for t in tags], "-r", str(requirements)):
+        print(f"[{step}/{steps}] {name}", flush=True)
+        done, no_wheel = _download_for(dest, common, tags, requirements)
+        if not done:
             failed.append(name)
+        if no_wheel:
+            notes.append(f"{name}: no wheel published for {', '.join(no_wheel)}; pip builds it there from its sdist, "
+                         "with a compiler and PyPI (or pip's cache): such a laptop installs it before the room")
     if lambda_requirements is not None:
-        print(f"[{len(platforms) + 2}/{len(platforms) + 2}] what `sam build` packages (python3.13, arm64)", flush=True)
-        if not _pip("download", *common, "--dest", str(dest), *lambda_platform_args(), "-r", str(lambda_requirements)):
+        print(f"[{steps}/{steps}] what `sam build` packages (python3.13, arm64)", flush=True)
+        if _pip("download", *common, "--dest", str(dest), *lambda_platform_args(), "-r", str(lambda_requirements)).returncode != 0:
             failed.append("sam build (arm64)")
+    for note in notes:
+        print(f"note: {note}", flush=True)
     return failed
 
 
@@ -102,9 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     platforms = {name: PLATFORMS[name] for name in (args.platform or PLATFORMS)}
     started = time.perf_counter()
     failed = fill(args.dest, args.requirements, args.lambda_requirements, platforms)
-    wheels = list(args.dest.glob("*.whl"))
-    size = sum(w.stat().st_size for w in wheels) / 1e6
-    print(f"{len(wheels)} wheels, {size:.0f} MB in {args.dest}, in {time.perf_counter() - started:.0f} s", flush=True)
+    files = list(args.dest.glob("*.whl"))
+    size = sum(f.stat().st_size for f in files) / 1e6
+    print(f"{len(files)} wheels, {size:.0f} MB in {args.dest}, in {time.perf_counter() - started:.0f} s", flush=True)
     if failed:
         print(f"not complete for: {', '.join(failed)} (see pip's messages above)", file=sys.stderr)
         return 1

@@ -84,4 +84,4 @@ def test_the_outlines_link_each_talk_slide_to_its_place_in_the_deck(decks: tuple
         "const s = document.querySelector('.reveal.ready section.present section.present, .reveal.ready > .slides > section.present');"
         "return s ? s.innerText : ''")
     # the first mapped section of notebook 02 is 'Separate init from the handler' (talk slide 11)
-    assert "Separate init from the handler" in title
+    assert "separate init from the handler" in title.lower()  # the theme sets headings in capitals
