@@ -120,7 +120,7 @@ def _times_page(root: Path) -> str:
         "the rest makes a second session.", "",
         *rows, "",
         f"Altogether about **{total / 60:.1f} hours** with every exercise.", "",
-        "The first `make lab` also installs (about a minute and a half from PyPI, less from a wheelhouse), and the "
+        "The first `make lab` also installs (a few minutes, from PyPI or a wheelhouse), and the "
         "first `sam build` in notebook 04 downloads the functions' arm64 wheels unless a wheelhouse holds them.",
     ]) + "\n"
 

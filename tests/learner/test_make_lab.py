@@ -44,11 +44,15 @@ def lab() -> Iterator[tuple[str, str, list[str]]]:
         assert process.poll() is None, log.read_text()
         yield base, token, log.read_text().splitlines()
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        try:  # the server's own shutdown stops its kernels too
+            requests.post(base + "api/shutdown", params={"token": token}, timeout=10)
+        except requests.RequestException:
+            pass
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
         log.unlink(missing_ok=True)
 
 
