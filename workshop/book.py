@@ -102,10 +102,14 @@ def _exercise_count(root: Path, stem: str) -> int:
 def _times_page(root: Path) -> str:
     times, source = notebook_times(root)
     rows = ["| notebook | reading and running | of which the kernel runs | exercises |", "|---|---:|---:|---:|"]
-    total = 0.0
+    total = reading = 0.0
+    fits = "none"
     for path in _notebooks(root):
         run = times.get(f"notebooks/{path.stem}", 0.0)
         minutes = (_reading_seconds(path) + run) / 60
+        reading += minutes
+        if reading <= 120:
+            fits = path.stem[:2]
         exercises = _exercise_count(root, path.stem)
         total += minutes + exercises * MINUTES_PER_EXERCISE
         run_text = f"{run:.0f} s" if run else "–"
@@ -116,10 +120,10 @@ def _times_page(root: Path) -> str:
         "How long each notebook takes a learner, **estimated from measurements**: the kernel's running time is "
         f"measured ({source}), the reading time is the notebook's prose at {READING_WPM} words a minute plus "
         f"{SECONDS_PER_CODE_CELL} s per code cell to read it and look at its output; each exercise counts "
-        f"{MINUTES_PER_EXERCISE} minutes, a rough figure. A meetup hands-on of two hours fits notebooks 00 to 05; "
-        "the rest makes a second session.", "",
+        f"{MINUTES_PER_EXERCISE} minutes, a rough figure.", "",
         *rows, "",
-        f"Altogether about **{total / 60:.1f} hours** with every exercise.", "",
+        f"Altogether about **{total / 60:.1f} hours** with every exercise. A two-hour meetup session, exercises "
+        f"left for home, reaches notebook {fits}; the rest makes a second session.", "",
         "The first `make lab` also installs (a few minutes, from PyPI or a wheelhouse), and the "
         "first `sam build` in notebook 04 downloads the functions' arm64 wheels unless a wheelhouse holds them.",
     ]) + "\n"
