@@ -26,6 +26,9 @@ html_theme_options = {
     "home_page_in_toc": True,
     "use_download_button": True,  # the .ipynb, to run it in one's own JupyterLab
 }
+# the theme's mode on a first visit; unset, its script logs "Got invalid theme mode" as a console error
+# (https://pydata-sphinx-theme.readthedocs.io/en/stable/user_guide/light-dark.html)
+html_context = {"default_mode": "auto"}
 html_static_path = []
 html_favicon = "favicon.svg"  # else browsers ask for /favicon.ico, a 404 in the console
 html_last_updated_fmt = None
