@@ -12,7 +12,8 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export PATH := $(abspath $(BIN)):$(PATH)
 # A wheelhouse (`make wheelhouse`, or a folder from the presenter's USB stick) makes every pip offline: the
 # first install, and the pip that `sam build` runs. workshop/wheelhouse.py says the same to the notebooks.
-WHEELHOUSE ?= wheelhouse
+WHEELHOUSE ?= $(or $(WORKSHOP_WHEELHOUSE),wheelhouse)
+export WORKSHOP_WHEELHOUSE := $(abspath $(WHEELHOUSE))
 ifneq ($(wildcard $(WHEELHOUSE)/*.whl),)
 export PIP_NO_INDEX := 1
 export PIP_FIND_LINKS := $(abspath $(WHEELHOUSE))
