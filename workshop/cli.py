@@ -20,6 +20,9 @@ command                                        what it does
                                                event source...) waits for a debugger on that port
 ``logs FUNCTION [--tail] [--filter P]``        the function's CloudWatch Logs in the local cloud, like
 ``[--since 10m]``                              ``sam logs``
+``doctor``                                     is this laptop ready? Python, disk, memory, ports, the pins,
+                                               a local cloud's ``/ping``, sam build's wheels
+                                               (``workshop.doctor``, ``make doctor``)
 =============================================  ==========================================================
 
 ``up`` writes its endpoints to ``.workshop/state.json`` (``WORKSHOP_STATE_FILE``); the other
@@ -569,6 +572,12 @@ def _cmd_logs(args: argparse.Namespace) -> int:
         return EXIT_OK
 
 
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from workshop import doctor
+
+    return doctor.run()
+
+
 # --------------------------------------------------------------------------- the parser
 
 
@@ -639,6 +648,9 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("--filter", metavar="PATTERN", help="a CloudWatch filter pattern: a term or \"a phrase\"")
     logs.add_argument("--since", "-s", default="10m", help="how far back, e.g. 30s, 10m, 2h (default 10m)")
     logs.set_defaults(handler=_cmd_logs)
+
+    doctor = sub.add_parser("doctor", help="check that this laptop is ready for the workshop (one line per problem)")
+    doctor.set_defaults(handler=_cmd_doctor)
     return parser
 
 

@@ -237,6 +237,8 @@ def sam(*args: str, cwd: Path | None = None, check: bool = False, timeout: float
 
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), "SAM_CLI_TELEMETRY": "0"}
+    from workshop.wheelhouse import pip_environment  # a wheelhouse at the root: sam build's pip needs no network
+    env.update(pip_environment())
     if aws_env is not None:
         env = {**{k: v for k, v in env.items() if not k.startswith("AWS_")}, **aws_env}
     if not (env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or env.get("AWS_PROFILE")):
