@@ -37,6 +37,7 @@ from localcloud.cfn.models import (
     FunctionModel,
     RouteModel,
     S3NotificationModel,
+    ScheduleModel,
     SnsSubscriptionModel,
     StreamMappingModel,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "FunctionModel",
     "RouteModel",
     "S3NotificationModel",
+    "ScheduleModel",
     "SnsSubscriptionModel",
     "Stack",
     "StreamMappingModel",
@@ -225,6 +227,9 @@ class Stack:
 
     def stream_mappings(self) -> list[StreamMappingModel]:
         return models.stream_mappings(self)
+
+    def schedules(self) -> list[ScheduleModel]:
+        return models.schedules(self)
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:
