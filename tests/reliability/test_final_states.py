@@ -29,7 +29,7 @@ pytestmark = pytest.mark.local_cloud
 
 WORKER, REQUEST, SETTLE = "CreateThumbnailFunction", "RequestThumbnailFunction", "SettleFunction"
 MINUTE_S = 0.3  # the sweep every 1.5 s
-DEADLINE_S = 15  # past every retry of the short clock, short enough for a test
+DEADLINE_S = 25  # past every retry of the short clock (cold starts on 2 busy cores included)
 
 
 def _reroute(cloud: Any, name: str, **changes: Any) -> None:
@@ -129,36 +129,35 @@ def test_a_worker_killed_mid_thumbnail_on_every_attempt_ends_failed(world: dict)
 
 
 def test_a_quota_answer_lost_past_the_timeout_is_found_again_by_its_idempotency_key(world: dict) -> None:
-    cloud, proxy = world["cloud"], world["proxy"]
-    auth = harness.new_user(cloud, "lostack")
-    _reroute(cloud, REQUEST, timeout_s=2.0)
-    # the transaction commits in moto; its answer comes back after the function timed out
-    rule = proxy.delay("dynamodb", "TransactWriteItems", seconds=3.0, times=2, match=cloud.outputs["QuotaTableName"])
-    try:
-        photo = world["photo_id"]
-        world["photo_id"] = photo
-        # the user's own ready photo is needed: the request checks ownership
-        from benchmarks.photos import encode, realistic_photo
+    from benchmarks.photos import encode, realistic_photo
 
-        own = harness.upload(world["api"], auth, encode(realistic_photo(120, 90, seed=4), "JPEG"))
-        assert harness.wait_photo(world["api"], auth, own)["status"] == "ready"
-        world["photo_id"] = own
-        keyed = _ask(world, auth, key="retry-me")
-        unkeyed = _ask(world, auth)
+    cloud, proxy, api = world["cloud"], world["proxy"], world["api"]
+    auth = harness.new_user(cloud, "lostack")
+    own = harness.upload(api, auth, encode(realistic_photo(120, 90, seed=4), "JPEG"))
+    assert harness.wait_photo(api, auth, own)["status"] == "ready"
+    mine = {**world, "photo_id": own}
+    _ask(mine, auth, size=8)  # a warm environment, so the timeout below is the held answer's, not a cold start's
+    _reroute(cloud, REQUEST, timeout_s=5.0)
+    # the transaction commits in moto; its answer comes back after the function timed out
+    rule = proxy.delay("dynamodb", "TransactWriteItems", seconds=7.0, times=2, match=cloud.outputs["QuotaTableName"])
+    try:
+        keyed = _ask(mine, auth, key="retry-me")
+        unkeyed = _ask(mine, auth)
     finally:
+        rule.times = 0
         _reroute(cloud, REQUEST, timeout_s=10.0)
-    assert rule.hits == 2 and keyed.status_code == 502 and unkeyed.status_code == 502
-    again = _ask(world, auth, key="retry-me")  # the client's retry: the same thumbnail, charged once
-    world["photo_id"] = photo
+    assert keyed.status_code == 502 and unkeyed.status_code == 502, (keyed.text, unkeyed.text)
+    again = _ask(mine, auth, key="retry-me")  # the client's retry: the same thumbnail, charged once
     assert again.status_code == 202, again.text
     body = _settled(world, again.json()["thumbnail_id"], auth)
     assert body["status"] == "ready", body
-    # the unkeyed one was recorded too, but never sent: the sweep fails it and gives its unit back
-    items = [t for t in harness.table_items(cloud, "ThumbnailsTableName") if t["owner"] == _owner(cloud, auth)]
+    # the unkeyed one was recorded too, but its command never went: the sweep fails it and gives its unit back
+    owner = _owner(cloud, auth)
+    items = [t for t in harness.table_items(cloud, "ThumbnailsTableName") if t["owner"] == owner and t["width"] != 8]
     assert len(items) == 2
-    others = [t for t in items if t["thumbnail_id"] != body["thumbnail_id"]]
-    assert _settled(world, others[0]["thumbnail_id"], auth)["reason"] == "not created in time"
-    assert harness.quota_used(cloud)[_owner(cloud, auth)] == 1
+    [other] = [t for t in items if t["thumbnail_id"] != body["thumbnail_id"]]
+    assert _settled(world, other["thumbnail_id"], auth, timeout=90).get("reason") == "not created in time"
+    assert harness.quota_used(cloud)[owner] == 2  # the warm-up and the keyed one
     _invariant(world)
 
 
@@ -189,7 +188,8 @@ def test_a_counter_reset_while_failing_records_the_failure_and_never_goes_below_
     finally:
         rule.times = 0
     assert body["status"] == "failed", body
-    assert _item(cloud, thumbnail_id)["refund"].startswith("skipped")
+    refund = harness.poll(lambda: _item(cloud, thumbnail_id).get("refund"), lambda r: r != "due", timeout=30)
+    assert refund.startswith("skipped"), refund
     used = harness.quota_used(cloud)[owner]
     assert used >= 0
     # the reset forgot the other thumbnails' units: put the counter back to what they spent, then check
