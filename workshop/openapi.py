@@ -101,7 +101,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "ThumbnailAccepted": {
         "type": "object",
         "required": ["thumbnail_id", "status"],
-        "properties": {"thumbnail_id": _ID, "status": {"type": "string", "enum": ["pending"]}},
+        # a replayed Idempotency-Key answers the thumbnail as it is now
+        "properties": {"thumbnail_id": _ID, "status": {"type": "string", "enum": ["pending", "ready", "failed"]}},
     },
     "Thumbnail": {
         "type": "object",
