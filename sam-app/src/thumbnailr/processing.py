@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from thumbnailr import imaging
-from thumbnailr.model import MAX_UPLOAD_BYTES, PhotoMissing, Thumbnail, original_key, photo_id_from_key, photo_key
+from thumbnailr.model import MAX_UPLOAD_BYTES, PhotoMissing, original_key, photo_id_from_key, photo_key
 from thumbnailr.ports import ObjectStore, PhotoRepository, ThumbnailRepository
 from thumbnailr.services import fail_thumbnail
 

@@ -28,6 +28,9 @@ def _given_up(record: dict) -> list[str]:
     if error.get("errorType"):
         why += f": {error['errorType']}"
     outcomes = []
+    if error.get("errorType") == "IdempotencyAlreadyInProgressError":
+        # a duplicate delivery, refused while another one made the thumbnail: that one settles it (or the sweep)
+        return ["ignored: a duplicate of a delivery in progress"]
     for item in (record.get("requestPayload") or {}).get("Records") or []:
         if "Sns" in item:  # the worker's create command
             command = CreateCommand.parse(json.loads(item["Sns"]["Message"]))
