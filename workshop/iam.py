@@ -150,11 +150,13 @@ def access(pairs: Iterable[tuple[str, str]], arn: str) -> str:
 
 
 def given(template: dict, stack: Stack, function: str) -> set[str]:
-    """ARNs of what the function is given: its environment's resources, its triggers and its dead-letter queue."""
+    """ARNs of what the function is given: its environment's resources, its triggers, its dead-letter queue and
+    its asynchronous invocations' destinations."""
     refs_in = stack.engine.refs_in  # logical ids a value refers to, in the Fn::If branches taken
     props = template["Resources"][function]["Properties"]
     variables = props.get("Environment", {}).get("Variables", {})
-    ids = {*refs_in(variables), *refs_in(props.get("DeadLetterQueue", {}))}
+    ids = {*refs_in(variables), *refs_in(props.get("DeadLetterQueue", {})),
+           *refs_in(props.get("EventInvokeConfig", {}).get("DestinationConfig", {}))}
     for event in props.get("Events", {}).values():
         ids |= set(refs_in(event.get("Properties", {}).get("Bucket")))
     for lid, resource in template["Resources"].items():  # triggers declared as plain resources

@@ -101,7 +101,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "ThumbnailAccepted": {
         "type": "object",
         "required": ["thumbnail_id", "status"],
-        "properties": {"thumbnail_id": _ID, "status": {"type": "string", "enum": ["pending"]}},
+        # a replayed Idempotency-Key answers the thumbnail as it is now
+        "properties": {"thumbnail_id": _ID, "status": {"type": "string", "enum": ["pending", "ready", "failed"]}},
     },
     "Thumbnail": {
         "type": "object",
@@ -120,6 +121,16 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 #: What each route takes and answers: (method, path) -> (request schema or None, {status: schema}).
+#: Headers a route reads besides Authorization: (method, path) -> [OpenAPI header parameters].
+HEADERS: dict[tuple[str, str], list[dict[str, Any]]] = {
+    ("POST", "/thumbnails"): [{
+        "name": "Idempotency-Key", "in": "header", "required": False,
+        "description": "Retry-safe requests: the same key with the same body answers the same thumbnail and "
+                       "charges the quota once (even sent twice at once); with another body, 422.",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+    }],
+}
+
 #: Errors every route may get from API Gateway itself (403 "Missing Authentication Token", 429 its
 #: throttle, 502 a function error) are added by ``export``; 401 to the protected routes.
 CONTRACT: dict[tuple[str, str], tuple[str | None, dict[str, str]]] = {
@@ -127,14 +138,14 @@ CONTRACT: dict[tuple[str, str], tuple[str | None, dict[str, str]]] = {
     ("POST", "/photos"): ("UploadRequest", {"201": "Upload", "400": "Error"}),
     ("GET", "/photos/{photo_id}"): (None, {"200": "Photo", "404": "Error"}),
     ("POST", "/thumbnails"): ("ThumbnailRequest", {"202": "ThumbnailAccepted", "400": "Error", "404": "Error",
-                                                  "409": "Error", "429": "Error"}),
+                                                  "409": "Error", "422": "Error", "429": "Error"}),
     ("GET", "/thumbnails/{thumbnail_id}"): (None, {"200": "Thumbnail", "404": "Error"}),
 }
 
 _DESCRIPTIONS = {
     "200": "OK", "201": "Created", "202": "Accepted", "400": "Bad request", "401": "No or bad token",
     "403": "Missing Authentication Token (API Gateway)", "404": "Not found (or someone else's)",
-    "409": "Photo not ready", "429": "Quota reached, or API Gateway's throttle",
+    "409": "Photo not ready", "422": "Idempotency-Key already used for a different request", "429": "Quota reached, or API Gateway's throttle",
     "502": "Internal server error (API Gateway: function error)",
 }
 
@@ -168,7 +179,7 @@ def export(stack_or_template_path: Stack | str | os.PathLike[str], server_url: s
         parameters = [
             {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
             for name in _path_parameters(route.path)
-        ]
+        ] + copy.deepcopy(HEADERS.get((route.method, route.path), []))
         if parameters:
             operation["parameters"] = parameters
         if request:

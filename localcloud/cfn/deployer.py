@@ -52,7 +52,7 @@ _UPDATABLE = _LAMBDA_TYPES | frozenset({
     "AWS::Lambda::EventInvokeConfig", "AWS::Lambda::EventSourceMapping", "AWS::ApiGateway::RestApi",
     "AWS::ApiGateway::Stage", "AWS::ApiGateway::Deployment", "AWS::ApiGateway::Account",
     "AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy", "AWS::S3::BucketPolicy", "AWS::CodeDeploy::Application",
-    "AWS::CodeDeploy::DeploymentGroup", "AWS::CloudWatch::Alarm", "AWS::Logs::LogGroup",
+    "AWS::CodeDeploy::DeploymentGroup", "AWS::CloudWatch::Alarm", "AWS::Logs::LogGroup", "AWS::Events::Rule",
 })
 _FUNCTION_SETTINGS = ("Role", "Handler", "Runtime", "MemorySize", "Timeout", "Environment", "Description",
                       "DeadLetterConfig", "Architectures", "TracingConfig", "EphemeralStorage", "LoggingConfig")
@@ -216,7 +216,7 @@ class CloudDeployer:
     def _unemulated(stack: Stack) -> tuple[str, str] | None:
         """The first (resource, reason) the API and event sources could not run as AWS would, read from the template
         with everything recorded (they are read again when they start)."""
-        stack.routes(), stack.s3_notifications(), stack.sns_subscriptions(), stack.stream_mappings()
+        stack.routes(), stack.s3_notifications(), stack.sns_subscriptions(), stack.stream_mappings(), stack.schedules()
         return stack.refused[0] if stack.refused else None
 
     def _apply(self, running: _Running, old: _Running | None, lid: str, emit: Callable[[ResourceEvent], None]) -> None:
@@ -410,7 +410,8 @@ class CloudDeployer:
             return
         stack = running.stack
         sources = EventSources(stack, self.clients, self.invoke, endpoint_url=self.endpoint_url,
-                               retry_delays=self.retry_delays, stream_retry_delay=self.stream_retry_delay)
+                               retry_delays=self.retry_delays, stream_retry_delay=self.stream_retry_delay,
+                               minute_s=self.minute_s)
         sources.setup()
         sources.start()
         running.event_sources = sources

@@ -3,7 +3,7 @@
 Each reader takes a ``Stack`` whose resources are recorded (made, or ``predict()``-ed) and gives plain
 dataclasses: ``functions`` (with their async invocation settings), ``routes`` (Lambda proxy methods of
 REST APIs, with their auth), ``user_pool_for_api``, ``s3_notifications``, ``sns_subscriptions`` (Lambda
-protocol only) and ``stream_mappings`` (DynamoDB streams only). What the local cloud cannot run as AWS would
+protocol only), ``stream_mappings`` (DynamoDB streams only) and ``schedules`` (EventBridge rules on a rate). What the local cloud cannot run as AWS would
 (another kind of authorizer or event source, a target outside the stack) is refused (``Stack.refuse``: the
 deployer fails the deploy, naming the resource); a non-proxy integration is left out with a warning. A function is named as Lambda names it (``FunctionModel.name``), and what an
 event source or a route invokes is that name, with the qualifier of the alias or version it points to.
@@ -30,6 +30,7 @@ __all__ = [
     "RouteModel",
     "MockModel",
     "S3NotificationModel",
+    "ScheduleModel",
     "StageModel",
     "SnsSubscriptionModel",
     "StreamMappingModel",
@@ -38,6 +39,7 @@ __all__ = [
     "functions",
     "routes",
     "s3_notifications",
+    "schedules",
     "sns_subscriptions",
     "stage",
     "stream_mappings",
@@ -433,3 +435,58 @@ def _stream_mapping(stack: Stack, lid: str, props: dict[str, Any], fn: str, sour
         enabled=as_str(props.get("Enabled", True)) == "true",
         maximum_batching_window_s=float(props.get("MaximumBatchingWindowInSeconds", 0)),
     )
+
+
+@dataclass
+class ScheduleModel:
+    """An EventBridge rule that runs on a ``rate(...)`` schedule and invokes functions of the stack."""
+
+    logical_id: str
+    name: str
+    arn: str
+    expression: str
+    rate_minutes: float  # the period, in minutes
+    functions: list[str]  # what it invokes (as RouteModel.function)
+    input: str | None = None  # the targets' Input (JSON), else EventBridge's "Scheduled Event"
+    enabled: bool = True
+
+
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_RATE_MINUTES = {"minute": 1, "hour": 60, "day": 1440}
+
+
+def schedules(stack: Stack) -> list[ScheduleModel]:
+    """Every ``AWS::Events::Rule`` with a schedule (SAM's ``Schedule`` event); a rule that matches events
+    (``EventPattern``), a ``cron(...)`` schedule or a target that is not a function of this stack is refused."""
+    out = []
+    for lid in stack.of_type("AWS::Events::Rule"):
+        props = stack.properties(lid)
+        expression = str(props.get("ScheduleExpression") or "")
+        if props.get("EventPattern") is not None or not expression:
+            stack.refuse(lid, "an EventBridge rule on an event pattern is not run by the local cloud "
+                              "(schedule rules with rate(...) are)")
+            continue
+        rate = _RATE.match(expression.strip())
+        if rate is None:
+            stack.refuse(lid, f"schedule {expression!r} is not run by the local cloud: use rate(N minutes|hours|days)")
+            continue
+        targets = []
+        inputs = set()
+        for target in props.get("Targets") or []:
+            fn = invoke_target(stack, target.get("Arn"))
+            if fn is None or set(target) - {"Arn", "Id", "Input"}:
+                stack.refuse(lid, f"target {target.get('Id')!r} is not a function of this stack invoked with a "
+                                  "plain or constant input: the local cloud cannot run it")
+                continue
+            targets.append(fn)
+            inputs.add(target.get("Input"))
+        if len(inputs) > 1:
+            stack.refuse(lid, "targets with different inputs are not run by the local cloud")
+            continue
+        name = str(stack.refs.get(lid) or props.get("Name") or lid)
+        out.append(ScheduleModel(
+            logical_id=lid, name=name, arn=stack.arn("events", f"rule/{name}"), expression=expression,
+            rate_minutes=int(rate.group(1)) * _RATE_MINUTES[rate.group(2).rstrip("s")], functions=targets,
+            input=next(iter(inputs), None), enabled=str(props.get("State", "ENABLED")).upper() == "ENABLED",
+        ))
+    return out

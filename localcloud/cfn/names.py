@@ -191,6 +191,11 @@ def _log_group(names: Names, lid: str, props: Mapping[str, Any]) -> tuple[Any, d
     return name, {"Arn": names.arn("logs", f"log-group:{name}:*")}
 
 
+def _rule(names: Names, lid: str, props: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+    name = props.get("Name") or names.generated_name(lid, max_length=64)
+    return name, {"Arn": names.arn("events", f"rule/{name}")}
+
+
 _PREDICTORS: dict[str, _Predictor] = {
     "AWS::DynamoDB::Table": _table,
     "AWS::S3::Bucket": _bucket,
@@ -208,4 +213,5 @@ _PREDICTORS: dict[str, _Predictor] = {
     "AWS::Lambda::EventSourceMapping": _event_source_mapping,
     "AWS::SNS::Subscription": _subscription,
     "AWS::Logs::LogGroup": _log_group,
+    "AWS::Events::Rule": _rule,
 }

@@ -21,7 +21,8 @@ AWS::CloudWatch::Alarm             the metric alarm (evaluated by ``localcloud.c
 =================================  ==============================================================
 
 Functions, their versions and aliases are made in the local Lambda service by the deployer. IAM roles and
-policies, Lambda permissions, API Gateway resources, event invoke configs, event source mappings and
+policies, Lambda permissions, API Gateway resources, event invoke configs, event source mappings, EventBridge
+schedule rules and
 CodeDeploy's application and deployment group are *read* (by the runtime, the local API, the event sources,
 the deployer) but not made: moto would only store them (``READ_ELSEWHERE``).
 """
@@ -49,6 +50,7 @@ READ_ELSEWHERE = frozenset(
         "AWS::Lambda::Permission",
         "AWS::Lambda::EventInvokeConfig",
         "AWS::Lambda::EventSourceMapping",
+        "AWS::Events::Rule",  # schedule rules are run by localcloud.event_sources.schedules
         "AWS::Lambda::Version",
         "AWS::Lambda::Alias",
         "AWS::ApiGateway::RestApi",

@@ -38,6 +38,7 @@ from localcloud.cfn.models import (
     RouteModel,
     StageModel,
     S3NotificationModel,
+    ScheduleModel,
     SnsSubscriptionModel,
     StreamMappingModel,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "FunctionModel",
     "RouteModel",
     "S3NotificationModel",
+    "ScheduleModel",
     "SnsSubscriptionModel",
     "Stack",
     "StreamMappingModel",
@@ -227,6 +229,9 @@ class Stack:
 
     def stream_mappings(self) -> list[StreamMappingModel]:
         return models.stream_mappings(self)
+
+    def schedules(self) -> list[ScheduleModel]:
+        return models.schedules(self)
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:

@@ -9,7 +9,8 @@ never sees it.
 delivery off, the subscription's filter policy applied by moto); each SNS envelope becomes the
 ``aws:sns`` record Lambda gets, invoked asynchronously.
 
-**DynamoDB streams**: ``localcloud.event_sources.streams``.
+**DynamoDB streams**: ``localcloud.event_sources.streams``. **Schedules** (EventBridge rules):
+``localcloud.event_sources.schedules``, their minute ``minute_s`` seconds long.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from localcloud.cfn.stack import (
 )
 from localcloud.event_sources.async_invoke import AsyncInvoker
 from localcloud.event_sources.destinations import Destinations, Invoke
+from localcloud.event_sources.schedules import ScheduleRunner
 from localcloud.event_sources.shapes import s3_lambda_record, sns_lambda_event
 from localcloud.event_sources.streams import StreamPoller
 from localcloud.sdk import Clients
@@ -39,15 +41,23 @@ __all__ = ["EventSources"]
 
 
 class _QueuePoller:
-    """Long-polls an internal SQS queue and hands each message body to ``handle``."""
+    """Long-polls an internal SQS queue and hands each message body to ``handle``.
+
+    The queue stands in for SNS's or S3's own delivery to Lambda, so it follows their rule: a message is deleted
+    only once ``handle`` took it; one it failed on stays in the queue and comes back after a backoff (1, 2, 4 ... up
+    to 20 s, SNS's delivery policy for Lambda), and is given up, with a log line, after ``max_receives``. A delete
+    that fails is logged and the message delivered again: at least once, as AWS delivers.
+    https://docs.aws.amazon.com/sns/latest/dg/sns-message-delivery-retries.html
+    """
 
     def __init__(self, name: str, clients: Clients, queue_url: str, handle: Callable[[str], None],
-                 stopped: threading.Event) -> None:
+                 stopped: threading.Event, max_receives: int = 10) -> None:
         self.name = name
         self.clients = clients
         self.queue_url = queue_url
         self.handle = handle
         self.stopped = stopped
+        self.max_receives = max_receives
         self.thread = threading.Thread(target=self._run, name=f"poll-{name}", daemon=True)
         self.busy = False
 
@@ -56,7 +66,8 @@ class _QueuePoller:
         while not self.stopped.is_set():
             try:
                 messages = sqs.receive_message(
-                    QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+                    QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                    AttributeNames=["ApproximateReceiveCount"],
                 ).get("Messages", [])
             except Exception as e:  # noqa: BLE001
                 if self.stopped.is_set():
@@ -66,16 +77,34 @@ class _QueuePoller:
                 continue
             self.busy = bool(messages)
             for message in messages:
-                try:
-                    self.handle(message["Body"])
-                except Exception:  # noqa: BLE001
-                    log.exception("%s: cannot handle a message", self.name)
-                try:
-                    sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
-                except Exception:  # noqa: BLE001
-                    if self.stopped.is_set():
-                        return
+                if self.stopped.is_set():
+                    return  # not deleted: the message stays for the next start
+                self._deliver(sqs, message)
             self.busy = False
+
+    def _deliver(self, sqs: Any, message: dict[str, Any]) -> None:
+        receives = int((message.get("Attributes") or {}).get("ApproximateReceiveCount", 1))
+        try:
+            self.handle(message["Body"])
+        except Exception:  # noqa: BLE001
+            if receives < self.max_receives:
+                log.exception("%s: cannot handle a message (receive %d of %d), it comes back later",
+                              self.name, receives, self.max_receives)
+                self._later(sqs, message, min(2 ** (receives - 1), 20))
+                return
+            log.exception("%s: cannot handle a message after %d receives, it is given up", self.name, receives)
+        try:
+            sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        except Exception as e:  # noqa: BLE001
+            if not self.stopped.is_set():
+                log.warning("%s: deleting a handled message failed, it will be delivered again: %s", self.name, e)
+
+    def _later(self, sqs: Any, message: dict[str, Any], delay: int) -> None:
+        try:
+            sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"],
+                                          VisibilityTimeout=delay)
+        except Exception as e:  # noqa: BLE001 - it comes back after the queue's visibility timeout instead
+            log.warning("%s: could not schedule a message's retry: %s", self.name, e)
 
 
 def _internal_queue_name(kind: str, name: str) -> str:
@@ -102,6 +131,7 @@ class EventSources:
         stream_retry_delay: float = 0.2,
         poll_interval: float = 0.1,
         workers: int = 4,
+        minute_s: float = 60.0,
     ) -> None:
         self.stack = stack
         self.clients = clients
@@ -118,6 +148,8 @@ class EventSources:
         )
         self.destinations.invoke_async = self.async_invoker.submit
         self.streams: list[StreamPoller] = []
+        self.schedules = ScheduleRunner(stack.schedules(), self.async_invoker.submit, minute_s=minute_s,
+                                        region=self.region, account_id=self.account_id)
         self._pollers: list[_QueuePoller] = []
         self._stopped = threading.Event()
         self._started = False
@@ -244,9 +276,11 @@ class EventSources:
             poller.thread.start()
         for stream in self.streams:
             stream.start()
+        self.schedules.start()
 
     def stop(self) -> None:
         self._stopped.set()
+        self.schedules.stop()
         for stream in self.streams:
             stream.stop()
         self.async_invoker.stop()

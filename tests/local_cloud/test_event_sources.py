@@ -321,3 +321,76 @@ def test_filter_patterns() -> None:
     assert matches_filter({"tags": ["b"]}, event)
     assert matches_filter({"eventName": [{"equals-ignore-case": "insert"}]}, event)
     assert not matches_filter({"dynamodb": {"OldImage": {"status": {"S": ["x"]}}}}, event)
+
+
+# --------------------------------------------------------------------------- schedules and the internal pollers
+
+
+def _schedule_template(expression: str, **rule: Any) -> dict:
+    from localcloud.cfn.transform import sam_transform
+
+    sam = {"AWSTemplateFormatVersion": "2010-09-09", "Transform": "AWS::Serverless-2016-10-31", "Resources": {
+        "Fn": {"Type": "AWS::Serverless::Function", "Properties": {
+            "Handler": "index.handler", "Runtime": "python3.13", "InlineCode": "def handler(e, c): return e",
+            "Events": {"Tick": {"Type": "Schedule", "Properties": {"Schedule": expression, **rule}}}}}}}
+    return sam_transform(sam, {}).template
+
+
+def test_a_sam_schedule_becomes_a_rule_run_on_a_scaled_minute() -> None:
+    from localcloud.cfn.stack import Stack
+    from localcloud.event_sources.schedules import ScheduleRunner
+
+    stack = Stack.from_template(_schedule_template("rate(5 minutes)"), stack_name="sched").predict()
+    [rule] = stack.schedules()
+    assert (rule.rate_minutes, rule.enabled, rule.input) == (5, True, None)
+    assert rule.functions == [str(stack.refs["Fn"])]
+    sent: list[tuple[str, Any]] = []
+    runner = ScheduleRunner([rule], lambda fn, event: sent.append((fn, event)), minute_s=0.02,
+                            region="us-east-1", account_id="123456789012")
+    assert runner.period_s(rule) == pytest.approx(0.1)
+    runner.start()
+    _wait_for(lambda: len(sent) >= 2, timeout=5)
+    runner.stop()
+    fn, event = sent[0]
+    assert fn == rule.functions[0]
+    assert (event["source"], event["detail-type"], event["resources"], event["detail"]) == (
+        "aws.events", "Scheduled Event", [rule.arn], {})
+
+
+@pytest.mark.parametrize("expression, reason", [("cron(0 12 * * ? *)", "rate("), ("rate(1 fortnight)", "rate(")])
+def test_a_schedule_the_local_cloud_cannot_run_is_refused(expression: str, reason: str) -> None:
+    from localcloud.cfn.stack import Stack
+
+    stack = Stack.from_template(_schedule_template(expression), stack_name="sched").predict()
+    assert stack.schedules() == []
+    [(lid, why)] = stack.refused
+    assert lid.startswith("Fn") and reason in why
+
+
+def test_an_internal_poller_deletes_a_message_only_once_it_was_handled(sns_cloud: Any) -> None:
+    import threading
+
+    from localcloud.event_sources.sources import _QueuePoller
+
+    sqs = sns_cloud.client("sqs")
+    url = sqs.create_queue(QueueName=f"test-poll-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="fails twice")
+    calls: list[str] = []
+
+    def handle(body: str) -> None:
+        calls.append(body)
+        if len(calls) <= 2:
+            raise RuntimeError("not now")
+
+    stopped = threading.Event()
+    poller = _QueuePoller("test", sns_cloud.client, url, handle, stopped, max_receives=5)
+    poller.thread.start()
+    try:
+        _wait_for(lambda: len(calls) >= 3, timeout=20)  # back after 1 s, then 2 s: not deleted on failure
+        _wait_for(lambda: int(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+                              ["ApproximateNumberOfMessages"]) == 0, timeout=5)
+        time.sleep(1.5)
+        assert calls == ["fails twice"] * 3  # handled once it succeeded, then deleted: never again
+    finally:
+        stopped.set()
+        poller.thread.join(5)

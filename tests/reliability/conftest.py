@@ -2,7 +2,7 @@
 
 ``pytest tests/reliability`` prints, after the results, what was tried and what was lost::
 
-    reliability: 41 inputs tried, 12 faults injected, 730 requests sent, 0 lost
+    reliability: 41 inputs tried, 12 faults injected, 730 requests sent, 0 lost, 0 left pending, 0 quota mismatches
 
 (``RELIABILITY_LOAD=1`` adds the load benchmark, ``benchmarks.load``, as a test: ``make reliability``.)
 """
@@ -23,7 +23,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     tr.section("reliability summary")
     tr.write_line(
         f"reliability: {tally['inputs']} inputs tried, {tally['faults']} faults injected, "
-        f"{tally['requests']} requests sent, {tally['lost']} lost"
+        f"{tally['requests']} requests sent, {tally['lost']} lost, {tally['left pending']} left pending, "
+        f"{tally['quota mismatches']} quota mismatches"
     )
     if tally.get("load_requests"):
         tr.write_line(

@@ -195,5 +195,24 @@ def check_nothing_pending(cloud: Any, photo_ids: set[str] | None = None) -> list
         stuck += [f"photo {p['photo_id']}" for p in table_items(cloud, "PhotosTableName")
                   if p["status"] == "pending" and p["photo_id"] in photo_ids]
     for what in stuck:
+        count("left pending")
         lost(f"{what} left pending")
     return stuck
+
+
+def check_quota(cloud: Any) -> list[str]:
+    """Users whose counter for this month is not the number of their thumbnails of this month that did not
+    fail (charged once each, a failed one given back); each one found is a quota mismatch."""
+    from thumbnailr.model import now_utc, quota_month
+
+    month = quota_month(now_utc())
+    charged: collections.Counter = collections.Counter(
+        t["owner"] for t in table_items(cloud, "ThumbnailsTableName")
+        if t["quota_month"] == month and t["status"] != "failed")
+    used = {i["user_id"]: i["used"] for i in table_items(cloud, "QuotaTableName") if i["month"] == month}
+    wrong = [f"{user}: used {used.get(user, 0)}, {charged.get(user, 0)} thumbnails not failed"
+             for user in sorted(set(charged) | set(used)) if used.get(user, 0) != charged.get(user, 0)]
+    for what in wrong:
+        count("quota mismatches")
+        LOSSES.append(f"quota mismatch: {what}")
+    return wrong

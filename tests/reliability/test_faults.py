@@ -337,4 +337,5 @@ def test_every_thumbnail_ended_ready_once_or_failed_with_a_reason_and_the_quota_
             assert item["status"] == app["expected"][item["thumbnail_id"]]
     ready = sum(1 for i in items if i["status"] == "ready")
     assert harness.quota_used(cloud) == {items[0]["owner"]: ready}
+    assert harness.check_quota(cloud) == []
     assert proxy.faults_injected >= 30

@@ -98,4 +98,6 @@ def test_no_function_crashed_and_nothing_is_left_pending(cloud: Any, outcomes: d
     s3 = cloud.client("s3")
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=cloud.outputs["PhotosBucketName"]).get("Contents", [])}
     for outcome in outcomes.values():
-        assert (f"photos/{outcome['photo_id']}" in keys) == (outcome["state"]["status"] == "ready")
+        # a ready photo is kept at its own key (the upload key is emptied); a rejected one is gone
+        assert (f"originals/{outcome['photo_id']}" in keys) == (outcome["state"]["status"] == "ready")
+        assert f"photos/{outcome['photo_id']}" not in keys

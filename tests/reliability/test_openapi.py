@@ -74,7 +74,8 @@ def test_the_success_answers_match_the_schema(cloud: Any, token: str) -> None:
     api, auth = harness.Api(cloud), {"Authorization": token}
 
     def checked(method: str, template: str, path: str, status: int, **kw: Any) -> dict:
-        answer = api.request(method, path, headers=auth, **kw)
+        kw.setdefault("headers", auth)
+        answer = api.request(method, path, **kw)
         assert answer.status_code == status, (method, path, answer.status_code, answer.text[:300])
         schema[template][method].validate_response(answer)
         return answer.json()
@@ -91,4 +92,9 @@ def test_the_success_answers_match_the_schema(cloud: Any, token: str) -> None:
     assert harness.wait_thumbnail(api, auth, accepted["thumbnail_id"])["status"] == "ready"
     ready = checked("GET", "/thumbnails/{thumbnail_id}", f"thumbnails/{accepted['thumbnail_id']}", 200)
     assert ready["url"].startswith("http")
+    keyed = {"photo_id": photo_id, "width": 10, "height": 10, "format": "PNG"}
+    first = checked("POST", "/thumbnails", "thumbnails", 202, json=keyed, headers={**auth, "Idempotency-Key": "walk"})
+    again = checked("POST", "/thumbnails", "thumbnails", 202, json=keyed, headers={**auth, "Idempotency-Key": "walk"})
+    assert again["thumbnail_id"] == first["thumbnail_id"]
+    checked("POST", "/thumbnails", "thumbnails", 422, json={**keyed, "width": 11}, headers={**auth, "Idempotency-Key": "walk"})
     checked("GET", "/ping", "ping", 200)

@@ -22,11 +22,20 @@ class FakePhotos(PhotoRepository):
 
     def mark_ready(self, photo_id, width, height, format):
         photo = self.items[photo_id]
+        if photo.status != "pending":
+            return False
         photo.status, photo.width, photo.height, photo.format, photo.reason = "ready", width, height, format, None
+        return True
 
     def mark_rejected(self, photo_id, reason):
         photo = self.items[photo_id]
+        if photo.status != "pending":
+            return False
         photo.status, photo.reason, photo.width, photo.height, photo.format = "rejected", reason, None, None, None
+        return True
+
+    def pending_since(self, before):
+        return [copy.copy(p) for p in self.items.values() if p.status == "pending" and p.created_at < before]
 
 
 class FakeThumbnails(ThumbnailRepository):
@@ -34,12 +43,15 @@ class FakeThumbnails(ThumbnailRepository):
         self.items: dict[str, Thumbnail] = {}
         self.used: dict[tuple[str, str], int] = {}
 
-    def add(self, thumbnail: Thumbnail, charge: QuotaCharge) -> None:
+    def add(self, thumbnail: Thumbnail, charge: QuotaCharge) -> Thumbnail:
+        if thumbnail.thumbnail_id in self.items:
+            return copy.copy(self.items[thumbnail.thumbnail_id])
         key = (charge.user_id, charge.month)
         if self.used.get(key, 0) >= charge.limit:
             raise QuotaExceeded("monthly quota reached")
         self.used[key] = self.used.get(key, 0) + 1
         self.items[thumbnail.thumbnail_id] = copy.copy(thumbnail)
+        return thumbnail
 
     def get(self, thumbnail_id):
         item = self.items.get(thumbnail_id)
@@ -55,13 +67,28 @@ class FakeThumbnails(ThumbnailRepository):
         self.items[thumbnail_id].status = "ready"
         return True
 
-    def mark_failed(self, thumbnail, reason):
-        item = self.items[thumbnail.thumbnail_id]
+    def mark_failed(self, thumbnail_id, reason):
+        item = self.items[thumbnail_id]
         if item.status != "pending":
             return False
-        item.status, item.reason = "failed", reason
-        self.used[(item.owner, item.quota_month)] -= 1
+        item.status, item.reason, item.refund = "failed", reason, "due"
         return True
+
+    def refund(self, thumbnail):
+        item = self.items[thumbnail.thumbnail_id]
+        if item.refund != "due":
+            return "already"
+        key = (item.owner, item.quota_month)
+        if self.used.get(key, 0) <= 0:
+            item.refund = "skipped: the counter was at 0"
+            return "skipped"
+        self.used[key] -= 1
+        item.refund = "done"
+        return "done"
+
+    def unsettled(self, before):
+        return [copy.copy(t) for t in self.items.values()
+                if (t.status == "pending" and t.created_at < before) or t.refund == "due"]
 
 
 class FakeStore(ObjectStore):
@@ -81,6 +108,15 @@ class FakeStore(ObjectStore):
     def write(self, key, data, content_type):
         self.writes += 1
         self.objects[key] = (data, content_type)
+
+    def write_new(self, key, data, content_type):
+        if key in self.objects:
+            return False
+        self.write(key, data, content_type)
+        return True
+
+    def exists(self, key):
+        return key in self.objects
 
     def delete(self, key):
         self.objects.pop(key, None)

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image, ImageChops, ImageCms, ImageFile, ImageOps, ImageStat, JpegImagePlugin
 
 from benchmarks.photos import realistic_photo
+from thumbnailr import imaging
 from thumbnailr.imaging import (
     ALLOWED_FORMATS,
     MAX_PIXELS,
@@ -498,3 +499,39 @@ def test_bad_arguments_raise_value_error_before_the_image_is_looked_at(width, he
 def test_malformed_size_lists_raise_value_error(photo, sizes):
     with pytest.raises(ValueError):
         make_thumbnails(encode(photo, "JPEG"), sizes, "JPEG")
+
+
+# --------------------------------------------------------------------------- the scan bomb: time, not memory
+
+
+def _scan_bomb(side: int, repeats: int) -> bytes:
+    """A valid progressive JPEG whose last scan is repeated: tiny per scan, each one decoded in full."""
+    out = io.BytesIO()
+    Image.new("RGB", (side, side), (120, 130, 140)).save(out, "JPEG", progressive=True)
+    data = out.getvalue()
+    last = data.rindex(b"\xff\xda")
+    return data[:-2] + data[last:-2] * repeats + b"\xff\xd9"
+
+
+def test_a_jpeg_with_thousands_of_scans_is_refused_from_its_markers_before_decoding():
+    bomb = _scan_bomb(6000, 24_000)  # 36 MP, under the pixel limit; ~1.6 MB
+    assert imaging.jpeg_scans(bomb) > imaging.MAX_JPEG_SCANS
+    with pytest.raises(imaging.ImageRejected, match="over 40 scans"):
+        imaging.inspect_image(bomb)
+
+
+def test_scans_are_counted_as_the_decoder_sees_them():
+    progressive, baseline = io.BytesIO(), io.BytesIO()
+    image = Image.new("RGB", (64, 64), (1, 2, 3))
+    image.save(progressive, "JPEG", progressive=True)
+    image.save(baseline, "JPEG")
+    assert imaging.jpeg_scans(baseline.getvalue()) == 1
+    assert 6 <= imaging.jpeg_scans(progressive.getvalue()) <= 10
+    assert imaging.jpeg_scans(_scan_bomb(64, 20)) == imaging.jpeg_scans(progressive.getvalue()) + 20
+
+
+def test_a_decode_over_its_budget_is_stopped_and_refused():
+    slow = _scan_bomb(3000, 30)  # within the scan limit, slow to decode
+    with pytest.raises(imaging.ImageRejected, match="to decode: too slow"):
+        imaging.inspect_image(slow, budget_s=0.01)
+    assert imaging.inspect_image(_scan_bomb(64, 30)).width == 64  # the same shape, small: accepted

@@ -60,3 +60,12 @@ def test_request_bodies_are_closed_and_bounded(document: dict) -> None:
     assert thumbnail["properties"]["width"] == {"type": "integer", "minimum": 1, "maximum": 2048}
     assert thumbnail["properties"]["format"]["enum"] == ["JPEG", "PNG", "WEBP"]
     assert schemas["Error"]["required"] == ["message"]
+
+
+def test_post_thumbnails_documents_its_idempotency_key_and_the_422_of_a_reused_one(document: dict) -> None:
+    operation = document["paths"]["/thumbnails"]["post"]
+    [header] = [p for p in operation["parameters"] if p["in"] == "header"]
+    assert header["name"] == "Idempotency-Key" and header["required"] is False
+    assert header["schema"]["maxLength"] == 255
+    assert "422" in operation["responses"]
+    assert not any(p["in"] == "header" for p in document["paths"]["/thumbnails/{thumbnail_id}"]["get"].get("parameters", []))

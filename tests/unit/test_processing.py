@@ -5,8 +5,9 @@ import io
 import pytest
 from PIL import Image
 
-from thumbnailr.model import Photo, QuotaCharge, Thumbnail, new_id, photo_key
-from thumbnailr.processing import CreateCommand, GaveUp, create_thumbnail, record_upload
+from thumbnailr.model import Photo, QuotaCharge, Thumbnail, new_id, original_key
+from thumbnailr.processing import CreateCommand, GaveUp, create_thumbnail, record_upload, settle
+from thumbnailr.services import fail_thumbnail
 
 from .fakes import FakePhotos, FakeStore, FakeThumbnails
 
@@ -32,6 +33,24 @@ class TestRecordUpload:
         store.write(p.object_key, jpeg(64, 48), "image/jpeg")
         assert record_upload(p.object_key, 1000, photos=photos, store=store) == "ready: JPEG 64x48"
         assert (photos.get(p.photo_id).status, photos.get(p.photo_id).width) == ("ready", 64)
+        assert set(store.objects) == {p.original_key}  # the checked bytes, kept apart from the upload form's key
+
+    def test_a_second_upload_to_a_ready_photo_is_removed_and_the_photo_stays(self, photo):
+        photos, store, p = photo
+        first = jpeg(64, 48)
+        store.write(p.object_key, first, "image/jpeg")
+        record_upload(p.object_key, 1000, photos=photos, store=store)
+        store.write(p.object_key, b"not a photo at all", "image/jpeg")  # the form, reused
+        assert record_upload(p.object_key, 18, photos=photos, store=store).startswith("ignored: the photo is already ready")
+        assert photos.get(p.photo_id).status == "ready" and photos.get(p.photo_id).width == 64
+        assert store.objects == {p.original_key: (first, "image/jpeg")}
+
+    def test_two_uploads_checked_at_once_keep_the_first_bytes_kept_and_the_record_follows_them(self, photo):
+        photos, store, p = photo
+        store.write(p.original_key, jpeg(30, 20), "image/jpeg")  # the other upload's check got there first
+        store.write(p.object_key, jpeg(64, 48), "image/jpeg")
+        assert record_upload(p.object_key, 1000, photos=photos, store=store) == "ready: JPEG 30x20"
+        assert p.object_key not in store.objects
 
     @pytest.mark.parametrize(
         "data, reason",
@@ -79,7 +98,7 @@ class TestCreateThumbnail:
     def job(self):
         thumbnails, photos_store, thumbs_store = FakeThumbnails(), FakeStore(), FakeStore()
         photo_id = new_id()
-        photos_store.write(photo_key(photo_id), jpeg(400, 300), "image/jpeg")
+        photos_store.write(original_key(photo_id), jpeg(400, 300), "image/jpeg")
         thumbnail = Thumbnail(new_id(), photo_id, ADA, 64, 32, "PNG", quota_month="2026-11")
         thumbnails.add(thumbnail, QuotaCharge(ADA, "2026-11", 100))
         command = CreateCommand.parse(thumbnail.command())
@@ -129,9 +148,76 @@ class TestCreateThumbnail:
     def test_a_missing_photo_fails_at_once_without_a_retry(self, job):
         run, thumbnails, photos_store, _, thumbnail = job
         photos_store.objects.clear()
-        assert run() == "failed: the photo no longer exists"
+        assert run() == "failed: the photo no longer exists (refund done)"
         assert thumbnails.get(thumbnail.thumbnail_id).status == "failed"
+
+    def test_a_thumbnail_failed_meanwhile_keeps_no_object(self, job):
+        run, thumbnails, _, thumbs_store, thumbnail = job
+        real_mark_ready = thumbnails.mark_ready
+
+        def swept_first(thumbnail_id):  # the sweep failed it while the worker was making it
+            thumbnails.mark_failed(thumbnail_id, "not created in time")
+            return real_mark_ready(thumbnail_id)
+
+        thumbnails.mark_ready = swept_first
+        assert run().startswith("ignored: it was failed meanwhile")
+        assert thumbs_store.objects == {}
 
     def test_a_malformed_command_is_refused(self):
         with pytest.raises(ValueError, match="malformed create command"):
             CreateCommand.parse({"thumbnail_id": "x", "width": "wide"})
+
+
+class TestFailAndRefund:
+    @pytest.fixture
+    def charged(self):
+        thumbnails = FakeThumbnails()
+        thumbnail = Thumbnail(new_id(), new_id(), ADA, 64, 32, "PNG", quota_month="2026-11")
+        thumbnails.add(thumbnail, QuotaCharge(ADA, "2026-11", 100))
+        return thumbnails, thumbnail
+
+    def test_a_failure_gives_back_one_unit_once(self, charged):
+        thumbnails, thumbnail = charged
+        assert fail_thumbnail(thumbnails, thumbnail, "boom") == "failed: boom (refund done)"
+        assert fail_thumbnail(thumbnails, thumbnail, "boom again").startswith("ignored: already failed")
+        assert thumbnails.used[(ADA, "2026-11")] == 0
+
+    def test_a_failure_is_recorded_even_when_the_counter_was_reset(self, charged):
+        thumbnails, thumbnail = charged
+        thumbnails.used[(ADA, "2026-11")] = 0  # an operator reset the counter
+        assert fail_thumbnail(thumbnails, thumbnail, "boom") == "failed: boom (refund skipped)"
+        item = thumbnails.get(thumbnail.thumbnail_id)
+        assert (item.status, item.reason) == ("failed", "boom")
+        assert thumbnails.used[(ADA, "2026-11")] == 0  # never below zero
+
+    def test_a_refund_left_due_by_a_crash_is_given_by_the_next_attempt_or_the_sweep(self, charged):
+        thumbnails, thumbnail = charged
+        thumbnails.mark_failed(thumbnail.thumbnail_id, "boom")  # ... and the process died before the refund
+        settle(thumbnails=thumbnails, photos=FakePhotos(), photos_store=FakeStore(), thumbnails_store=FakeStore(),
+               before="2000-01-01")
+        assert thumbnails.used[(ADA, "2026-11")] == 0 and thumbnails.get(thumbnail.thumbnail_id).refund == "done"
+
+
+class TestSettle:
+    def test_the_sweep_fails_old_pending_thumbnails_and_rejects_old_pending_photos(self):
+        thumbnails, photos, photos_store, thumbs_store = FakeThumbnails(), FakePhotos(), FakeStore(), FakeStore()
+        old, new = "2026-11-01T00:00:00+00:00", "2026-11-02T00:00:00+00:00"
+        stuck = Thumbnail(new_id(), new_id(), ADA, 8, 8, "PNG", quota_month="2026-11", created_at=old)
+        fresh = Thumbnail(new_id(), new_id(), ADA, 8, 8, "PNG", quota_month="2026-11", created_at=new)
+        for t in (stuck, fresh):
+            thumbnails.add(t, QuotaCharge(ADA, "2026-11", 100))
+        thumbs_store.write(stuck.object_key, b"half", "image/png")  # a worker wrote it, then died
+        uploaded = Photo(new_id(), ADA, "image/jpeg", created_at=old)
+        never = Photo(new_id(), ADA, "image/jpeg", created_at=old)
+        waiting = Photo(new_id(), ADA, "image/jpeg", created_at=new)
+        for p in (uploaded, never, waiting):
+            photos.add(p)
+        photos_store.write(uploaded.object_key, b"...", "image/jpeg")
+        counts = settle(thumbnails=thumbnails, photos=photos, photos_store=photos_store, thumbnails_store=thumbs_store,
+                        before="2026-11-01T12:00:00+00:00")
+        assert counts == {"thumbnails_failed": 1, "refunds": 0, "photos_rejected": 2}
+        assert (thumbnails.get(stuck.thumbnail_id).status, thumbnails.get(fresh.thumbnail_id).status) == ("failed", "pending")
+        assert thumbnails.used[(ADA, "2026-11")] == 1 and thumbs_store.objects == {}
+        assert photos.get(uploaded.photo_id).reason == "the photo could not be checked in time"
+        assert photos.get(never.photo_id).reason == "no photo was uploaded in time"
+        assert photos.get(waiting.photo_id).status == "pending" and photos_store.objects == {}

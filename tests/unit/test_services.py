@@ -87,7 +87,8 @@ class TestRequestThumbnail:
 
     def test_a_rejected_photo_is_not_ready_and_says_why(self, world):
         photos, _, _, photo = world
-        photos.mark_rejected(photo.photo_id, "not an image")
+        photos.items[photo.photo_id].status = "pending"
+        assert photos.mark_rejected(photo.photo_id, "not an image")
         with pytest.raises(NotReady, match="rejected: not an image"):
             request(world)
 
@@ -114,6 +115,61 @@ class TestRequestThumbnail:
         assert (failed.status, failed.reason) == ("failed", "the create command could not be sent")
         assert thumbnails.used[(ADA, "2026-11")] == 0
 
+    def test_a_dispatch_whose_answer_was_lost_after_the_worker_finished_answers_the_thumbnail(self, world):
+        photos, thumbnails, _, photo = world
+
+        class DeliveredThenLost(FakeDispatcher):
+            def send(self, command):  # SNS took it and the worker made it, but the answer never came back
+                thumbnails.mark_ready(command["thumbnail_id"])
+                raise ConnectionError("read timeout")
+
+        thumbnail = request((photos, thumbnails, DeliveredThenLost(), photo))
+        assert thumbnails.get(thumbnail.thumbnail_id).status == "ready"
+        assert thumbnails.used[(ADA, "2026-11")] == 1
+
+
+class TestIdempotencyKey:
+    def keyed(self, world, key="order-42", **body):
+        photos, thumbnails, dispatcher, photo = world
+        body = {"photo_id": photo.photo_id, "width": 128, "height": 128, "format": "PNG", **body}
+        return services.request_thumbnail(ADA, body, photos=photos, thumbnails=thumbnails, dispatcher=dispatcher,
+                                          monthly_quota=100, now=NOV, idempotency_key=key)
+
+    def test_the_same_key_and_body_answer_the_same_thumbnail_and_charge_once(self, world):
+        _, thumbnails, dispatcher, _ = world
+        first, again = self.keyed(world), self.keyed(world)
+        assert first.thumbnail_id == again.thumbnail_id
+        assert thumbnails.used[(ADA, "2026-11")] == 1 and len(thumbnails.items) == 1
+
+    def test_a_replay_of_a_request_whose_command_never_went_sends_it(self, world):
+        _, thumbnails, dispatcher, _ = world
+        first = self.keyed(world)
+        dispatcher.sent.clear()  # as if the first request died after recording it
+        self.keyed(world)
+        assert [c["thumbnail_id"] for c in dispatcher.sent] == [first.thumbnail_id]
+        thumbnails.start_attempt(first.thumbnail_id)
+        dispatcher.sent.clear()
+        self.keyed(world)  # the worker has it: nothing more is sent
+        assert dispatcher.sent == []
+
+    def test_the_same_key_with_another_body_is_refused(self, world):
+        from thumbnailr.model import IdempotencyKeyReused
+
+        self.keyed(world)
+        with pytest.raises(IdempotencyKeyReused):
+            self.keyed(world, width=64)
+
+    def test_keys_are_per_user_and_different_keys_make_different_thumbnails(self, world):
+        assert self.keyed(world, key="a").thumbnail_id != self.keyed(world, key="b").thumbnail_id
+        from thumbnailr.model import keyed_id
+
+        assert keyed_id(ADA, "a") != keyed_id(BOB, "a")
+
+    @pytest.mark.parametrize("key", ["", "has space", "x" * 256, "é"])
+    def test_a_malformed_key_is_refused(self, world, key):
+        with pytest.raises(InvalidRequest, match="Idempotency-Key"):
+            self.keyed(world, key=key)
+
 
 class TestQuotaMonth:
     def test_the_month_is_taken_in_utc(self):
@@ -126,7 +182,7 @@ class TestGetThumbnail:
         _, thumbnails, _, _ = world
         thumbnail = request(world)
         thumbnails.mark_ready(thumbnail.thumbnail_id)
-        body = services.get_thumbnail(ADA, thumbnail.thumbnail_id, thumbnails=thumbnails, store=FakeStore(), now=NOV)
+        body = services.get_thumbnail(ADA, thumbnail.thumbnail_id, thumbnails=thumbnails, store=FakeStore())
         assert body["status"] == "ready"
         assert body["url"].endswith(f"{thumbnail.thumbnail_id}.png?expires=300")
         assert "reason" not in body
@@ -134,26 +190,19 @@ class TestGetThumbnail:
     def test_a_pending_thumbnail_has_no_url(self, world):
         _, thumbnails, _, _ = world
         thumbnail = request(world)
-        body = services.get_thumbnail(ADA, thumbnail.thumbnail_id, thumbnails=thumbnails, store=FakeStore(), now=NOV)
+        body = services.get_thumbnail(ADA, thumbnail.thumbnail_id, thumbnails=thumbnails, store=FakeStore())
         assert body["status"] == "pending" and "url" not in body
-
-    def test_a_thumbnail_pending_past_the_deadline_reads_as_failed(self, world):
-        _, thumbnails, _, _ = world
-        thumbnail = request(world)
-        later = datetime.fromisoformat(thumbnail.created_at) + services.PENDING_DEADLINE + timedelta(seconds=1)
-        body = services.get_thumbnail(ADA, thumbnail.thumbnail_id, thumbnails=thumbnails, store=FakeStore(), now=later)
-        assert body["status"] == "failed" and "dead-letter" in body["reason"]
 
     @pytest.mark.parametrize("thumbnail_id", ["nope", "../../etc/passwd", ""])
     def test_malformed_ids_are_not_found(self, world, thumbnail_id):
         with pytest.raises(NotFound):
-            services.get_thumbnail(ADA, thumbnail_id, thumbnails=FakeThumbnails(), store=FakeStore(), now=NOV)
+            services.get_thumbnail(ADA, thumbnail_id, thumbnails=FakeThumbnails(), store=FakeStore())
 
     def test_another_users_thumbnail_is_not_found(self, world):
         _, thumbnails, _, _ = world
         thumbnail = request(world)
         with pytest.raises(NotFound):
-            services.get_thumbnail(BOB, thumbnail.thumbnail_id, thumbnails=thumbnails, store=FakeStore(), now=NOV)
+            services.get_thumbnail(BOB, thumbnail.thumbnail_id, thumbnails=thumbnails, store=FakeStore())
 
 
 class TestRequestUpload:

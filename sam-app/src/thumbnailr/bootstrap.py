@@ -83,6 +83,11 @@ def max_attempts() -> int:
     return int(os.environ.get("MAX_ATTEMPTS", "3"))
 
 
+def pending_deadline_s() -> int:
+    """How long a thumbnail or photo may stay pending before the sweep ends it (the template sets it)."""
+    return int(os.environ.get("PENDING_DEADLINE_SECONDS", "1200"))
+
+
 def reset() -> None:
     """Forget every client and adapter (tests call this when they change the environment)."""
     for built in (client, photos, thumbnails, photos_store, thumbnails_store, dispatcher):

@@ -28,6 +28,7 @@ import functools
 import io
 import re
 import struct
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -37,16 +38,27 @@ from PIL import Image, ImageChops, ImageCms, UnidentifiedImageError
 
 __all__ = [
     "ALLOWED_FORMATS",
+    "MAX_JPEG_SCANS",
     "MAX_PIXELS",
     "ImageInfo",
     "ImageRejected",
     "inspect_image",
+    "jpeg_scans",
     "make_thumbnail",
     "make_thumbnails",
 ]
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP")
 MAX_PIXELS = 40_000_000  # 40 megapixels
+# Pixels bound memory, not time: a progressive JPEG is decoded once per scan, and a small file can hold
+# thousands of them (the "scan bomb": 24,000 in 2 MB). libjpeg's progressive script writes 10 scans (6 for
+# grey); 40 leaves room for other encoders. Measured: a 36 MP JPEG costs ~0.15 s per scan even at 1/8 scale.
+MAX_JPEG_SCANS = 40
+# What decoding one photo may take (s), inside the upload check's 30 s timeout: past it, rejected. Making
+# thumbnails decodes at a larger scale, so the worker (30 s too) allows more.
+DECODE_BUDGET_S = 8.0
+THUMBNAIL_DECODE_BUDGET_S = 20.0
+_DECODE_CHUNK = 16 * 1024  # Pillow feeds the decoder this much at a time: the budget is checked between chunks
 
 # Pillow calls a JPEG with extra pictures (phones store depth maps and previews
 # that way) "MPO"; it is a JPEG and decodes as one.
@@ -117,7 +129,7 @@ class _Colour:
 # --------------------------------------------------------------------------- public API
 
 
-def inspect_image(data: bytes, max_pixels: int = MAX_PIXELS) -> ImageInfo:
+def inspect_image(data: bytes, max_pixels: int = MAX_PIXELS, budget_s: float = DECODE_BUDGET_S) -> ImageInfo:
     """Check that ``data`` is a whole JPEG, PNG or WebP of at most ``max_pixels`` and describe it.
 
     Size and format are checked from the header before any pixel is decoded;
@@ -125,9 +137,12 @@ def inspect_image(data: bytes, max_pixels: int = MAX_PIXELS) -> ImageInfo:
     at 1/8 scale: every byte is still read and entropy-decoded, so truncation is
     caught, for an eighth of the work.
 
+    A JPEG with more than MAX_JPEG_SCANS scans is refused from its markers, before decoding, and a decode
+    that takes over ``budget_s`` seconds is stopped and refused.
+
     Raises ImageRejected with a reason such as "not an image".
     """
-    with _open(data, max_pixels) as img:
+    with _open(data, max_pixels, budget_s) as img:
         width, height = img.size
         _decode(img, scale=8)
         orientation = _orientation(img)  # after decoding: a PNG may keep EXIF after the pixels
@@ -155,7 +170,7 @@ def make_thumbnails(data: bytes, sizes: Sequence[tuple[int, int]], format: str) 
     boxes = [_check_box(size) for size in sizes]
     if not boxes:
         return []
-    with _open(data, MAX_PIXELS) as img:
+    with _open(data, MAX_PIXELS, THUMBNAIL_DECODE_BUDGET_S) as img:
         is_jpeg = _format_of(img) == "JPEG"
         if not is_jpeg:
             _decode(img, scale=1)  # no DCT scaling to choose, and PNG may keep EXIF after the pixels
@@ -195,9 +210,69 @@ def _check_box(size: object) -> tuple[int, int]:
 # --------------------------------------------------------------------------- opening and decoding
 
 
+class _OverBudget(Exception):
+    """Decoding took longer than its budget."""
+
+
+class _BudgetedBytes(io.BytesIO):
+    """The file Pillow decodes from: once armed (decoding starts), a read past the deadline stops the decode."""
+
+    def __init__(self, data: bytes, budget_s: float) -> None:
+        super().__init__(data)
+        self.budget_s = budget_s
+        self.deadline = float("inf")
+
+    def arm(self) -> None:
+        self.deadline = time.monotonic() + self.budget_s
+
+    def read(self, size: int | None = -1) -> bytes:
+        if time.monotonic() > self.deadline:
+            raise _OverBudget(self.budget_s)
+        return super().read(size)
+
+
+def jpeg_scans(data: bytes) -> int:
+    """How many scans (SOS markers) a JPEG holds, read from its markers without decoding.
+
+    Segments before a scan carry their length; a scan's entropy-coded data runs to the next marker that is
+    neither a stuffed 0xFF00 nor a restart marker (RST0-7). Stops counting past MAX_JPEG_SCANS.
+    """
+    scans, pos, end = 0, 2, len(data)
+    while pos + 4 <= end and scans <= MAX_JPEG_SCANS:
+        if data[pos] != 0xFF:
+            pos = data.find(b"\xff", pos)  # garbage between segments: the decoder skips it too
+            if pos < 0:
+                break
+            continue
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xD9:  # EOI
+            break
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # no length
+            pos += 2
+            continue
+        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        pos += 2 + length
+        if marker != 0xDA:
+            continue
+        scans += 1
+        while True:  # skip the entropy-coded data
+            pos = data.find(b"\xff", pos)
+            if pos < 0 or pos + 1 >= end:
+                return scans
+            following = data[pos + 1]
+            if following == 0x00 or 0xD0 <= following <= 0xD7 or following == 0xFF:
+                pos += 1 if following == 0xFF else 2
+                continue
+            break
+    return scans
+
+
 @contextmanager
-def _open(data: bytes, max_pixels: int) -> Iterator[Image.Image]:
-    """Open ``data`` lazily (header only) and refuse it if the format or the size is wrong."""
+def _open(data: bytes, max_pixels: int, budget_s: float = DECODE_BUDGET_S) -> Iterator[Image.Image]:
+    """Open ``data`` lazily (header only) and refuse it if the format, the size or (JPEG) the scan count is wrong."""
     if not data:
         raise ImageRejected("not an image")
     try:
@@ -206,7 +281,7 @@ def _open(data: bytes, max_pixels: int) -> Iterator[Image.Image]:
         # (catch_warnings is process-wide, fine for Lambda's one request at a time.)
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img = Image.open(_BudgetedBytes(data, budget_s))
     except UnidentifiedImageError:
         # Pillow could not parse the header. If the file starts like one of our
         # formats it is a broken one, and saying so helps the uploader more.
@@ -217,6 +292,10 @@ def _open(data: bytes, max_pixels: int) -> Iterator[Image.Image]:
         raise ImageRejected("image is truncated or corrupt") from None
     with img:
         _check_header(img, max_pixels)
+        if _format_of(img) == "JPEG" and (scans := jpeg_scans(data)) > MAX_JPEG_SCANS:
+            raise ImageRejected(f"JPEG has over {MAX_JPEG_SCANS} scans, more than any camera or encoder writes: "
+                                "too slow to decode safely")
+        img.decodermaxblock = _DECODE_CHUNK
         yield img
 
 
@@ -287,7 +366,11 @@ def _decode(img: Image.Image, scale: int) -> None:
             # size we pass; W // scale x H // scale makes that exactly ``scale``
             # (or less for an image under 8 pixels wide: never 0, draft divides by it).
             img.draft("RGB", (max(1, width // scale), max(1, height // scale)))
+        if isinstance(img.fp, _BudgetedBytes):
+            img.fp.arm()
         img.load()
+    except _OverBudget as over:
+        raise ImageRejected(f"image takes over {over.args[0]:g} s to decode: too slow to check safely") from None
     except _DECODE_ERRORS:
         raise ImageRejected("image is truncated or corrupt") from None
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -51,12 +53,22 @@ class QuotaExceeded(DomainError):
     """The caller's monthly quota is spent."""
 
 
+class IdempotencyKeyReused(DomainError):
+    """An Idempotency-Key the caller already used for a different request."""
+
+
 class PhotoMissing(Exception):
     """The photo's object is gone from storage: retrying will not bring it back."""
 
 
 def new_id() -> str:
     return uuid.uuid4().hex
+
+
+def keyed_id(owner: str, idempotency_key: str) -> str:
+    """The thumbnail id an owner's Idempotency-Key names: the same key always names the same thumbnail, so a
+    retried request finds what the first one made (even when the first one's answer was lost)."""
+    return hashlib.sha256(f"{owner}\0{idempotency_key}".encode()).hexdigest()[:32]
 
 
 def is_id(value: object) -> bool:
@@ -97,6 +109,10 @@ class Photo:
     def object_key(self) -> str:
         return photo_key(self.photo_id)
 
+    @property
+    def original_key(self) -> str:
+        return original_key(self.photo_id)
+
     def public(self) -> dict[str, Any]:
         return {
             "photo_id": self.photo_id,
@@ -109,7 +125,13 @@ class Photo:
 
 
 def photo_key(photo_id: str) -> str:
+    """Where the photo is uploaded: an inbox, which a reused upload form can write again."""
     return f"photos/{photo_id}"
+
+
+def original_key(photo_id: str) -> str:
+    """Where the photo is kept once checked: written once, by the check, never by an upload form."""
+    return f"originals/{photo_id}"
 
 
 def photo_id_from_key(key: str) -> str | None:
@@ -138,6 +160,8 @@ class Thumbnail:
     reason: str | None = None
     attempts: int = 0
     created_at: str = field(default_factory=lambda: now_utc().isoformat())
+    request_hash: str | None = None  # what an Idempotency-Key was first used for
+    refund: str | None = None  # once failed: "due", then "done" or "skipped: ..." (see ThumbnailRepository.refund)
 
     @property
     def object_key(self) -> str:
@@ -197,6 +221,24 @@ def parse_thumbnail_request(body: Any) -> ThumbnailSpec:
     if not isinstance(fmt, str) or fmt.upper() not in THUMBNAIL_FORMATS:
         raise InvalidRequest(f"format must be one of {', '.join(THUMBNAIL_FORMATS)}")
     return ThumbnailSpec(photo_id=photo_id, width=width, height=height, format=fmt.upper())
+
+
+def request_hash(spec: ThumbnailSpec) -> str:
+    """A fingerprint of what was asked for, to tell a replayed request from another one under the same key."""
+    canonical = json.dumps([spec.photo_id, spec.width, spec.height, spec.format])
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+def parse_idempotency_key(value: Any) -> str | None:
+    """The Idempotency-Key header's value (1 to 255 printable ASCII characters), None when absent."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _KEY.match(value):
+        raise InvalidRequest("Idempotency-Key must be 1 to 255 printable ASCII characters without spaces")
+    return value
 
 
 def _side(body: dict, name: str) -> int:

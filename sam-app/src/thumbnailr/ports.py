@@ -16,16 +16,25 @@ class PhotoRepository(ABC):
     def get(self, photo_id: str) -> Photo | None: ...
 
     @abstractmethod
-    def mark_ready(self, photo_id: str, width: int, height: int, format: str) -> None: ...
+    def mark_ready(self, photo_id: str, width: int, height: int, format: str) -> bool:
+        """pending -> ready; False if it was not pending (ready and rejected are final)."""
 
     @abstractmethod
-    def mark_rejected(self, photo_id: str, reason: str) -> None: ...
+    def mark_rejected(self, photo_id: str, reason: str) -> bool:
+        """pending -> rejected with a reason; False if it was not pending."""
+
+    @abstractmethod
+    def pending_since(self, before: str) -> list[Photo]:
+        """Photos still pending that were recorded before ``before`` (an ISO timestamp)."""
 
 
 class ThumbnailRepository(ABC):
     @abstractmethod
-    def add(self, thumbnail: Thumbnail, charge: QuotaCharge) -> None:
-        """Record a pending thumbnail and spend one unit of quota, both or neither; QuotaExceeded past the limit."""
+    def add(self, thumbnail: Thumbnail, charge: QuotaCharge) -> Thumbnail:
+        """Record a pending thumbnail and spend one unit of quota, both or neither; QuotaExceeded past the limit.
+
+        Returns the thumbnail stored under its id: ``thumbnail``, or the one already there (nothing spent).
+        """
 
     @abstractmethod
     def get(self, thumbnail_id: str) -> Thumbnail | None: ...
@@ -39,8 +48,17 @@ class ThumbnailRepository(ABC):
         """pending -> ready; False if it was not pending (a duplicate got there first)."""
 
     @abstractmethod
-    def mark_failed(self, thumbnail: Thumbnail, reason: str) -> bool:
-        """pending -> failed with a reason, refunding its quota; False if it was not pending."""
+    def mark_failed(self, thumbnail_id: str, reason: str) -> bool:
+        """pending -> failed with a reason and its refund due; False if it was not pending."""
+
+    @abstractmethod
+    def refund(self, thumbnail: Thumbnail) -> str:
+        """Give back the unit a failed thumbnail spent, once: "done", "already" (done before) or "skipped" (the
+        counter was at 0: a reset or a new counter). Never cancels the failure, never takes the counter below 0."""
+
+    @abstractmethod
+    def unsettled(self, before: str) -> list[Thumbnail]:
+        """Thumbnails pending since before ``before`` (an ISO timestamp), and failed ones whose refund is due."""
 
 
 class ObjectStore(ABC):
@@ -50,6 +68,13 @@ class ObjectStore(ABC):
 
     @abstractmethod
     def write(self, key: str, data: bytes, content_type: str) -> None: ...
+
+    @abstractmethod
+    def write_new(self, key: str, data: bytes, content_type: str) -> bool:
+        """Write ``data`` only if ``key`` holds nothing yet; False (and nothing written) if it does."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
 
     @abstractmethod
     def delete(self, key: str) -> None: ...

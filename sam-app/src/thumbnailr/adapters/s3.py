@@ -26,6 +26,25 @@ class S3ObjectStore(ObjectStore):
     def write(self, key: str, data: bytes, content_type: str) -> None:
         self._client.put_object(Bucket=self._bucket, Key=key, Body=data, ContentType=content_type)
 
+    def write_new(self, key: str, data: bytes, content_type: str) -> bool:
+        # S3 conditional write: https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html
+        try:
+            self._client.put_object(Bucket=self._bucket, Key=key, Body=data, ContentType=content_type, IfNoneMatch="*")
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("PreconditionFailed", "412"):
+                return False
+            raise  # ConditionalRequestConflict (409, a concurrent write) included: retried by Lambda
+        return True
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._client.head_object(Bucket=self._bucket, Key=key)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("NoSuchKey", "404", "NotFound"):
+                return False
+            raise
+        return True
+
     def delete(self, key: str) -> None:
         self._client.delete_object(Bucket=self._bucket, Key=key)
 

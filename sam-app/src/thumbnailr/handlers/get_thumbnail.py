@@ -4,7 +4,6 @@ from aws_lambda_powertools import Logger
 
 from thumbnailr import bootstrap, services
 from thumbnailr.handlers.http import api, caller, path_parameter, respond
-from thumbnailr.model import now_utc
 
 logger = Logger()
 
@@ -17,6 +16,5 @@ def lambda_handler(event: dict, context: object) -> dict:
         path_parameter(event, "thumbnail_id"),
         thumbnails=bootstrap.thumbnails(),
         store=bootstrap.thumbnails_store(),
-        now=now_utc(),
     )
     return respond(200, body)

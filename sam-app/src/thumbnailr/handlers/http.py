@@ -11,7 +11,15 @@ from typing import Any, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from thumbnailr.model import DomainError, InvalidRequest, NotFound, NotReady, QuotaExceeded, Unauthorized
+from thumbnailr.model import (
+    DomainError,
+    IdempotencyKeyReused,
+    InvalidRequest,
+    NotFound,
+    NotReady,
+    QuotaExceeded,
+    Unauthorized,
+)
 
 log = logging.getLogger(__name__)
 Handler = Callable[[dict, Any], dict]
@@ -22,6 +30,7 @@ STATUSES: dict[type[DomainError], int] = {
     Unauthorized: 401,
     NotFound: 404,
     NotReady: 409,
+    IdempotencyKeyReused: 422,
     QuotaExceeded: 429,
 }
 
@@ -59,6 +68,12 @@ def caller(event: dict[str, Any]) -> str:
     if not sub:
         raise Unauthorized("Unauthorized")
     return sub
+
+
+def header(event: dict[str, Any], name: str) -> str | None:
+    """A request header's value, its name matched without case (API Gateway passes names as the client sent them)."""
+    wanted = name.lower()
+    return next((v for k, v in (event.get("headers") or {}).items() if k.lower() == wanted), None)
 
 
 def path_parameter(event: dict[str, Any], name: str) -> str:

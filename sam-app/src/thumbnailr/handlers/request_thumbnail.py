@@ -3,7 +3,7 @@
 from aws_lambda_powertools import Logger
 
 from thumbnailr import bootstrap, services
-from thumbnailr.handlers.http import api, caller, json_body, respond
+from thumbnailr.handlers.http import api, caller, header, json_body, respond
 from thumbnailr.model import now_utc
 
 logger = Logger()
@@ -20,6 +20,7 @@ def lambda_handler(event: dict, context: object) -> dict:
         dispatcher=bootstrap.dispatcher(),
         monthly_quota=bootstrap.monthly_quota(),
         now=now_utc(),
+        idempotency_key=header(event, "Idempotency-Key"),
     )
     logger.info("thumbnail requested", thumbnail_id=thumbnail.thumbnail_id)
     return respond(202, {"thumbnail_id": thumbnail.thumbnail_id, "status": thumbnail.status})
