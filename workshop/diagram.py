@@ -66,7 +66,7 @@ _PLACES = {
 }
 # functions drawn as a box with what they do, their arrows left out: they touch every table of the app, and
 # their lines would cross every lane (the settle function: on failure, and every 5 minutes)
-_SUMMARISED = {"SettleFunction": "Settle: on failure,\nevery 5 min"}
+_SUMMARISED = {"SettleFunction": "Settle\non failure, every 5 min"}
 _PLACES["SettleFunction"] = (21.3, 2.4)
 _TALL = {"client": (-0.9, 0.7, 0.3, 13.2), "api": (1.9, 3.7, 1.9, 11.6)}  # x0, x1, y0, y1
 
