@@ -147,6 +147,8 @@ class StreamMappingModel:
 def function_for(stack: Stack, target: Any) -> str | None:
     """The logical id of the function a name or ARN (Ref/GetAtt of a function, of its version or alias) points to."""
     name, _ = _function_name_from_arn(target)
+    if isinstance(name, str) and ":" in name and not name.startswith("arn:"):
+        name = name.split(":", 1)[0]  # Lambda's "name:qualifier" (a version or an alias)
     for lid in stack.of_type("AWS::Lambda::Function"):
         if name in (lid, stack.refs.get(lid)):
             return lid

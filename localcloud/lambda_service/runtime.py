@@ -324,8 +324,12 @@ class LambdaRuntime:
                 if used >= pool:
                     raise Throttled(name, "ConcurrentInvocationLimitExceeded")
             env = None
-            if debug is None and fn.debug_next is not None:
-                debug, fn.debug_next = fn.debug_next, None
+            if debug is None:  # armed on the function: its next invocation, whichever version or alias it runs
+                armed = fn if fn.debug_next is not None else next(
+                    (f for f in self._functions.values()
+                     if f.debug_next is not None and f.spec.function_name == fn.spec.function_name), None)
+                if armed is not None:
+                    debug, armed.debug_next = armed.debug_next, None
             if debug is None and fn.spec.debug_port is not None:
                 debug = (fn.spec.debug_port, fn.spec.debug_wait)
             # the most recently used idle environment (the others may then be reclaimed);
