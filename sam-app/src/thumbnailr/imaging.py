@@ -293,7 +293,7 @@ def _open(data: bytes, max_pixels: int, budget_s: float = DECODE_BUDGET_S) -> It
     with img:
         _check_header(img, max_pixels)
         if _format_of(img) == "JPEG" and (scans := jpeg_scans(data)) > MAX_JPEG_SCANS:
-            raise ImageRejected(f"JPEG has over {MAX_JPEG_SCANS} scans, more than any camera or encoder writes: "
+            raise ImageRejected(f"JPEG has {scans} scans: over {MAX_JPEG_SCANS} scans is more than any camera or encoder writes: "
                                 "too slow to decode safely")
         img.decodermaxblock = _DECODE_CHUNK
         yield img
