@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import itertools
 import threading
 import time
@@ -216,3 +217,14 @@ def check_quota(cloud: Any) -> list[str]:
         count("quota mismatches")
         LOSSES.append(f"quota mismatch: {what}")
     return wrong
+
+
+def respec(cloud: Any, name: str, *, environment: dict[str, str] | None = None, **changes: Any) -> None:
+    """Change function ``name``'s configuration in the local runtime: on ``$LATEST`` and on each published version,
+    since the API calls the function's alias (AutoPublishAlias), whose versions run specs of their own."""
+    base = cloud.runtime.spec(name)
+    for key in cloud.runtime.functions():
+        spec = cloud.runtime.spec(key)
+        if key == name or (key.startswith(f"{name}:") and spec.function_name == base.function_name):
+            cloud.runtime.register(dataclasses.replace(
+                spec, environment={**spec.environment, **(environment or {})}, **changes))

@@ -14,7 +14,6 @@ Lambda retries the event (2 retries, ``MAX_ATTEMPTS`` 3).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
@@ -49,9 +48,7 @@ def proxy(cloud: Any) -> Any:
 
 
 def _reroute(cloud: Any, name: str, endpoint: str, **changes: Any) -> None:
-    spec = cloud.runtime.spec(name)
-    cloud.runtime.register(dataclasses.replace(
-        spec, environment={**spec.environment, "AWS_ENDPOINT_URL": endpoint}, **changes))
+    harness.respec(cloud, name, environment={"AWS_ENDPOINT_URL": endpoint}, **changes)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ thumbnails of this month that did not fail.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import threading
@@ -33,9 +32,7 @@ DEADLINE_S = 25  # past every retry of the short clock (cold starts on 2 busy co
 
 
 def _reroute(cloud: Any, name: str, **changes: Any) -> None:
-    spec = cloud.runtime.spec(name)
-    environment = {**spec.environment, **changes.pop("environment", {})}
-    cloud.runtime.register(dataclasses.replace(spec, environment=environment, **changes))
+    harness.respec(cloud, name, **changes)
 
 
 @pytest.fixture(scope="module", params=["sns", "stream"])

@@ -230,7 +230,7 @@ from benchmarks.photos import encode, realistic_photo
 
 guard_dir = os.environ["NET_GUARD_DIR"]
 with LocalCloud("sam-app/template.yaml", port=0, retry_delays=(0.05, 0.1), stream_retry_delay=0.05) as cloud:
-    for name in cloud.functions:  # the Lambda environments are processes too: guard them the same way
+    for name in cloud.runtime.functions():  # the Lambda environments (versions too) are processes: guard them
         spec = cloud.runtime.spec(name)
         cloud.runtime.register(dataclasses.replace(
             spec, environment={**spec.environment, "PYTHONPATH": f"{guard_dir}:{spec.code_dir}",
