@@ -233,7 +233,7 @@ def sam(*args: str, cwd: Path | None = None, check: bool = False, timeout: float
     ``aws_env`` (e.g. ``cloud.environment()``) replaces every ``AWS_*`` variable of this process. Commands
     that need no account (build, validate, generate-event) get a region only if none is set.
     """
-    from workshop.target import CommandFailed
+    from workshop.target import CommandFailed, text_of
 
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), "SAM_CLI_TELEMETRY": "0"}
@@ -248,8 +248,7 @@ def sam(*args: str, cwd: Path | None = None, check: bool = False, timeout: float
         done = subprocess.run(command, cwd=cwd or config.repo_root() / "sam-app", env=env, capture_output=True,
                               text=True, timeout=timeout)
     except subprocess.TimeoutExpired as error:
-        raise CommandFailed(command, None, error.stderr.decode() if isinstance(error.stderr, bytes)
-                            else error.stderr or "") from None
+        raise CommandFailed(command, None, text_of(error.stderr)) from None
     if check and done.returncode != 0:
         raise CommandFailed(command, done.returncode, done.stderr)
     return done

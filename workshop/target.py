@@ -223,7 +223,7 @@ class Target:
         try:
             done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired as error:
-            raise CommandFailed(command, None, _text(error.stderr)) from None
+            raise CommandFailed(command, None, text_of(error.stderr)) from None
         if check and done.returncode != 0:
             raise CommandFailed(command, done.returncode, done.stderr)
         try:
@@ -418,12 +418,9 @@ class Target:
 
     def log_stream_of(self, invoked: Invoked, timeout: float = 60) -> str:
         """The log stream (so: the execution environment) that served ``invoked``."""
-        since = time.time() - 900
-        for stream, _, report in self.reports(invoked.function_name, since, timeout=timeout):
-            if report.request_id == invoked.request_id:
-                return stream
         from workshop.lab import poll
 
+        since = time.time() - 900  # its REPORT line may take seconds to reach CloudWatch Logs
         return poll(lambda: next((s for s, _, r in self.reports(invoked.function_name, since)
                                   if r.request_id == invoked.request_id), None), bool, timeout=timeout, interval=0.5)
 
@@ -453,7 +450,7 @@ def _inherited_aws() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
 
 
-def _text(output: bytes | str | None) -> str:
+def text_of(output: bytes | str | None) -> str:
     return output.decode("utf-8", "replace") if isinstance(output, bytes) else output or ""
 
 
