@@ -46,6 +46,39 @@ def make_dynamodb_atomic() -> None:
         setattr(DynamoDBBackend, name, atomic(getattr(DynamoDBBackend, name)))
 
 
+def keep_streams_across_rollbacks() -> None:
+    """A cancelled transaction leaves its tables' DynamoDB streams as they were, and working.
+
+    moto rolls a cancelled ``TransactWriteItems`` back by putting deep copies of its tables in place, stream
+    shards included: every shard iterator a stream poller holds then reads a shard nobody writes to any more,
+    and the stream seems to stop for good. DynamoDB writes a stream record only for what a transaction
+    committed ("a stream record ... for each item modified", none for a cancelled one:
+    https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Streams.html), so the live shard is put
+    back, without the records the cancelled writes appended to it.
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    transact_write_items = DynamoDBBackend.transact_write_items
+
+    @functools.wraps(transact_write_items)
+    def call(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        names = {op.get("TableName") for item in transact_items for op in item.values() if isinstance(op, dict)}
+        shards = {name: (table.stream_shard, len(table.stream_shard.items))
+                  for name, table in self.tables.items() if name in names and table.stream_shard is not None}
+        try:
+            return transact_write_items(self, transact_items)
+        except Exception:
+            for name, (shard, length) in shards.items():
+                restored = self.tables.get(name)
+                if restored is not None and restored.stream_shard is not shard:
+                    del shard.items[length:]
+                    shard.table = restored
+                    restored.stream_shard = shard
+            raise
+
+    DynamoDBBackend.transact_write_items = call
+
+
 def trim_shard_iterators() -> int:
     """Forget all but the newest shard iterators of every stream backend; returns how many were dropped.
 
@@ -77,7 +110,8 @@ def main(port: int) -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     from moto.server import ThreadedMotoServer
 
-    make_dynamodb_atomic()
+    keep_streams_across_rollbacks()
+    make_dynamodb_atomic()  # after: the lock also covers putting a shard back
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     print("MOTO_READY", server.get_host_and_port()[1], flush=True)

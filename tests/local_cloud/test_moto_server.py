@@ -1,0 +1,54 @@
+"""The fixes the local cloud's moto process carries, against that process itself."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from botocore.exceptions import ClientError
+
+from localcloud.endpoint.moto_process import MotoProcess
+from localcloud.sdk import Clients, fake_aws_environment
+
+pytestmark = pytest.mark.local_cloud
+
+REGION = "us-east-1"
+
+
+@pytest.fixture(scope="module")
+def clients(no_real_aws: list[str]) -> Iterator[Clients]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(fake_aws_environment("http://127.0.0.1:0", REGION))
+    env.pop("AWS_ENDPOINT_URL", None)
+    moto = MotoProcess(env)
+    try:
+        yield Clients(f"http://127.0.0.1:{moto.wait_ready()}", REGION)
+    finally:
+        moto.stop()
+
+
+def test_a_cancelled_transaction_leaves_the_stream_readable_and_without_its_writes(clients: Clients) -> None:
+    ddb, streams = clients("dynamodb"), clients("dynamodbstreams")
+    arn = ddb.create_table(
+        TableName="rollback", BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+    )["TableDescription"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="LATEST")["ShardIterator"]
+    ddb.put_item(TableName="rollback", Item={"id": {"S": "taken"}})
+
+    with pytest.raises(ClientError, match="TransactionCanceled"):  # the Put applies before the check fails
+        ddb.transact_write_items(TransactItems=[
+            {"Put": {"TableName": "rollback", "Item": {"id": {"S": "rolled-back"}}}},
+            {"Put": {"TableName": "rollback", "Item": {"id": {"S": "taken"}},
+                     "ConditionExpression": "attribute_not_exists(id)"}},
+        ])
+    ddb.put_item(TableName="rollback", Item={"id": {"S": "after"}})
+
+    page = streams.get_records(ShardIterator=iterator)  # the iterator taken before the rollback
+    assert [(r["eventName"], r["dynamodb"]["Keys"]["id"]["S"]) for r in page["Records"]] == [
+        ("INSERT", "taken"), ("INSERT", "after")]
+    assert "Item" not in ddb.get_item(TableName="rollback", Key={"id": {"S": "rolled-back"}})
