@@ -79,6 +79,49 @@ def keep_streams_across_rollbacks() -> None:
     DynamoDBBackend.transact_write_items = call
 
 
+def give_percentiles() -> None:
+    """``get_metric_data`` answers a percentile statistic (``p50``, ``p99.9``) as CloudWatch does.
+
+    moto answers only Sum, Average, Minimum, Maximum and SampleCount (None for anything else). CloudWatch
+    computes a percentile from the raw values of the period, those sent as ``Value`` or ``Values``; data sent
+    as statistic sets have none (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch_concepts.html#Percentiles).
+    The nearest-rank percentile of the values is given; CloudWatch's own is an approximation of it.
+    """
+    import math
+    import re
+
+    from moto.cloudwatch.models import Statistics
+
+    get_statistic = Statistics.get_statistics_for_type
+    percentile = re.compile(r"p(\d{1,2}(?:\.\d+)?|100)$")
+
+    @functools.wraps(get_statistic)
+    def call(self: Any, stat: str) -> Any:
+        match = percentile.match(stat)
+        if not match:
+            return get_statistic(self, stat)
+        values = sorted(self.metric_single_values_list)
+        if not values:
+            return None
+        rank = math.ceil(float(match.group(1)) / 100 * len(values))
+        return values[max(rank, 1) - 1]
+
+    from moto.cloudwatch.models import CloudWatchBackend
+
+    get_metric_data = CloudWatchBackend.get_metric_data
+
+    @functools.wraps(get_metric_data)
+    def without_gaps(self: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        results = get_metric_data(self, *args, **kwargs)
+        for result in results:  # a period with no value for the statistic has no datapoint (moto: None, a 500)
+            pairs = [(t, v) for t, v in zip(result.get("timestamps", []), result.get("values", []), strict=False) if v is not None]
+            result["timestamps"], result["values"] = [t for t, _ in pairs], [v for _, v in pairs]
+        return results
+
+    Statistics.get_statistics_for_type = call
+    CloudWatchBackend.get_metric_data = without_gaps
+
+
 def trim_shard_iterators() -> int:
     """Forget all but the newest shard iterators of every stream backend; returns how many were dropped.
 
@@ -111,6 +154,7 @@ def main(port: int) -> None:
     from moto.server import ThreadedMotoServer
 
     keep_streams_across_rollbacks()
+    give_percentiles()
     make_dynamodb_atomic()  # after: the lock also covers putting a shard back
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

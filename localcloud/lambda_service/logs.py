@@ -1,4 +1,8 @@
-"""Lambda's logs in CloudWatch Logs: each invocation's lines to ``/aws/lambda/<Function>``, one stream per environment."""
+"""Lambda's logs in CloudWatch Logs: each invocation's lines to ``/aws/lambda/<Function>``, one stream per environment.
+
+A line in the Embedded Metric Format also becomes metrics in CloudWatch, as CloudWatch Logs extracts them
+from a Lambda function's log group (``localcloud.lambda_service.emf``).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,10 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from localcloud.lambda_service import emf
 from localcloud.lambda_service.spec import cloudwatch_message
 
 log = logging.getLogger(__name__)
@@ -86,3 +91,19 @@ class LogForwarder:
             events.sort(key=lambda e: e["timestamp"])  # stable: lines of one invocation keep their order
             for i in range(0, len(events), 5000):  # PutLogEvents takes at most 10,000 events
                 logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events[i:i + 5000])
+        self._extract_metrics(line for _, lines, _, _ in items for line in lines)
+
+    def _extract_metrics(self, lines: Iterable[str]) -> None:
+        by_namespace: dict[str, list[dict]] = {}
+        for line in lines:
+            for namespace, data in emf.metric_data(line).items():
+                by_namespace.setdefault(namespace, []).extend(data)
+        if not by_namespace:
+            return
+        cloudwatch = self.clients("cloudwatch")
+        for namespace, data in by_namespace.items():
+            for i in range(0, len(data), 500):  # PutMetricData takes at most 1,000 metrics a request
+                try:
+                    cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[i:i + 500])
+                except Exception as e:  # noqa: BLE001 - a refused batch is lost, the logs and other batches are not
+                    log.warning("metrics embedded in logs not sent to CloudWatch (%s): %s", namespace, e)

@@ -38,6 +38,8 @@ NAMESPACE = "AWS/Lambda"
 #: PutMetricData takes at most 1000 metrics (and 1 MB) a request:
 #: https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricData.html
 _MAX_DATA_PER_REQUEST = 500
+#: a datum's ``Values`` holds at most 150 values (same page)
+_MAX_VALUES_PER_DATUM = 150
 
 
 class InvokeRecordLike(Protocol):
@@ -141,11 +143,15 @@ def metric_data(records: Iterable[InvokeRecordLike]) -> list[dict[str, Any]]:
             metrics.append(("Invocations", [1.0] * bucket.invocations, "Count"))
             metrics.append(("Errors", [1.0] * bucket.errors + [0.0] * ok, "Count"))
             metrics.append(("ConcurrentExecutions", [float(bucket.concurrency)], "Count"))
-        if bucket.durations:
-            metrics.append(("Duration", bucket.durations, "Milliseconds"))
         if bucket.throttles:
             metrics.append(("Throttles", [1.0] * bucket.throttles, "Count"))
         data.extend({"MetricName": name, **common, **_statistic(values, unit)} for name, values, unit in metrics)
+        # each duration as it is, so that CloudWatch can give percentiles (p50, p99) of it: it computes them
+        # from raw values only, "not available for metrics when any of the metric values are negative numbers"
+        # or sent as statistic sets (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch_concepts.html#Percentiles)
+        for i in range(0, len(bucket.durations), _MAX_VALUES_PER_DATUM):
+            data.append({"MetricName": "Duration", **common, "Unit": "Milliseconds",
+                         "Values": bucket.durations[i:i + _MAX_VALUES_PER_DATUM]})
     return data
 
 

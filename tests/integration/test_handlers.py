@@ -151,8 +151,10 @@ class TestRequestThumbnail:
         status, body = request_thumbnail(invoke, photo_id, width=100, height=50, format="WEBP")
         assert status == 202 and body["status"] == "pending"
         [command] = published_commands(stack)
+        # the correlation id is API Gateway's id of the request, carried to the worker
+        request_id = load_event("request_thumbnail")["requestContext"]["requestId"]
         assert command == {"thumbnail_id": body["thumbnail_id"], "photo_id": photo_id, "owner": ADA,
-                           "width": 100, "height": 50, "format": "WEBP"}
+                           "width": 100, "height": 50, "format": "WEBP", "correlation_id": request_id}
         assert thumbnail_state(invoke, body["thumbnail_id"])[1]["status"] == "pending"
 
     @pytest.mark.parametrize("overrides", [{"width": 0}, {"height": 4096}, {"format": "BMP"}, {"extra": 1}])

@@ -52,3 +52,25 @@ def test_a_cancelled_transaction_leaves_the_stream_readable_and_without_its_writ
     assert [(r["eventName"], r["dynamodb"]["Keys"]["id"]["S"]) for r in page["Records"]] == [
         ("INSERT", "taken"), ("INSERT", "after")]
     assert "Item" not in ddb.get_item(TableName="rollback", Key={"id": {"S": "rolled-back"}})
+
+
+def test_get_metric_data_gives_percentiles_of_raw_values_only(clients: Clients) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    cloudwatch, now = clients("cloudwatch"), datetime.now(timezone.utc)
+    cloudwatch.put_metric_data(Namespace="Test", MetricData=[
+        {"MetricName": "Latency", "Values": [float(v) for v in range(100, 0, -1)], "Unit": "Milliseconds"},
+        {"MetricName": "Summed", "StatisticValues": {"SampleCount": 2, "Sum": 3, "Minimum": 1, "Maximum": 2}}])
+
+    def stat(name: str, statistic: str) -> list[float]:
+        [result] = cloudwatch.get_metric_data(
+            MetricDataQueries=[{"Id": "q", "MetricStat": {"Metric": {"Namespace": "Test", "MetricName": name},
+                                                          "Period": 300, "Stat": statistic}}],
+            StartTime=now - timedelta(minutes=5), EndTime=now + timedelta(minutes=5))["MetricDataResults"]
+        return result["Values"]
+
+    assert stat("Latency", "p50") == [50.0]
+    assert stat("Latency", "p99") == [99.0]
+    assert stat("Latency", "p99.9") == [100.0]
+    assert stat("Latency", "Average") == [50.5]  # the other statistics are moto's own
+    assert stat("Summed", "p50") == []  # a statistic set has no percentiles

@@ -162,6 +162,7 @@ class Thumbnail:
     created_at: str = field(default_factory=lambda: now_utc().isoformat())
     request_hash: str | None = None  # what an Idempotency-Key was first used for
     refund: str | None = None  # once failed: "due", then "done" or "skipped: ..." (see ThumbnailRepository.refund)
+    correlation_id: str | None = None  # the id of the request that asked for it, for following it in the logs
 
     @property
     def object_key(self) -> str:
@@ -180,6 +181,7 @@ class Thumbnail:
             "width": self.width,
             "height": self.height,
             "format": self.format,
+            **({"correlation_id": self.correlation_id} if self.correlation_id else {}),
         }
 
     def public(self, url: str | None = None) -> dict[str, Any]:

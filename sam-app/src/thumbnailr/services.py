@@ -57,6 +57,7 @@ def request_thumbnail(
     monthly_quota: int,
     now: datetime,
     idempotency_key: str | None = None,
+    correlation_id: str | None = None,
 ) -> Thumbnail:
     """Spend one unit and record a pending thumbnail, then send its create command.
 
@@ -83,6 +84,7 @@ def request_thumbnail(
         format=spec.format,
         quota_month=quota_month(now),
         request_hash=fingerprint,
+        correlation_id=correlation_id,
     )
     stored = thumbnails.add(thumbnail, QuotaCharge(owner, thumbnail.quota_month, monthly_quota))
     if stored is not thumbnail:  # the same key, at the same moment: the other request recorded it

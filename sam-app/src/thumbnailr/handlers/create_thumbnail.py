@@ -13,7 +13,8 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 
 from thumbnailr import bootstrap
-from thumbnailr.processing import CreateCommand, create_thumbnail
+from thumbnailr.handlers.telemetry import count, metrics
+from thumbnailr.processing import CreateCommand, GaveUp, create_thumbnail
 
 logger = Logger()
 idempotency = IdempotencyConfig(event_key_jmespath="thumbnail_id", expires_after_seconds=24 * 3600)
@@ -23,13 +24,30 @@ stream_batch = BatchProcessor(event_type=EventType.DynamoDBStreams)
 def _create(command: dict) -> str:
     # Idempotent by itself: a thumbnail that is no longer pending is skipped, only a pending one is
     # marked ready (a conditional update), and its object key is fixed, so a replay changes nothing.
-    return create_thumbnail(
-        CreateCommand.parse(command),
-        thumbnails=bootstrap.thumbnails(),
-        photos_store=bootstrap.photos_store(),
-        thumbnails_store=bootstrap.thumbnails_store(),
-        max_attempts=bootstrap.max_attempts(),
-    )
+    # Counted here, inside Powertools idempotency: a duplicate it answers from its record is not counted again.
+    thumbnail_format = str(command.get("format"))
+    try:
+        outcome = create_thumbnail(
+            CreateCommand.parse(command),
+            thumbnails=bootstrap.thumbnails(),
+            photos_store=bootstrap.photos_store(),
+            thumbnails_store=bootstrap.thumbnails_store(),
+            max_attempts=bootstrap.max_attempts(),
+        )
+    except GaveUp:
+        count("WorkerAttempts")
+        count("ThumbnailsFailed", format=thumbnail_format)
+        raise
+    except Exception:
+        count("WorkerAttempts")
+        raise
+    if not outcome.startswith("ignored"):
+        count("WorkerAttempts")
+    if outcome == "created":
+        count("ThumbnailsCreated", format=thumbnail_format)
+    elif outcome.startswith("failed"):
+        count("ThumbnailsFailed", format=thumbnail_format)
+    return outcome
 
 
 @functools.cache
@@ -42,13 +60,19 @@ def _create_once():
     return idempotent_function(data_keyword_argument="command", persistence_store=store, config=idempotency)(_create)
 
 
+def _correlated(command: dict) -> dict:
+    """The id of the request that asked for the thumbnail goes on this record's log lines."""
+    logger.set_correlation_id(command.get("correlation_id"))
+    return command
+
+
 def _log(command: dict, outcome: str) -> str:
     logger.info("create command handled", thumbnail_id=command.get("thumbnail_id"), outcome=outcome)
     return outcome
 
 
 def _handle_sns_message(command: dict) -> str:
-    return _log(command, _create_once()(command=command))
+    return _log(command, _create_once()(command=_correlated(command)))
 
 
 def _handle_stream_record(record: DynamoDBRecord) -> str:
@@ -59,10 +83,11 @@ def _handle_stream_record(record: DynamoDBRecord) -> str:
     # a crash its record stays "in progress" until the timeout, longer than the stream's immediate
     # retries take to run out, and the thumbnail would be lost to the dead-letter queue.
     command = record.dynamodb.new_image  # numbers come as Decimal; CreateCommand.parse makes them int
-    return _log(command, _create(command))
+    return _log(command, _create(_correlated(command)))
 
 
 @logger.inject_lambda_context
+@metrics.log_metrics  # flushed in a finally: an attempt that raises is counted too
 def lambda_handler(event: dict, context: object) -> dict:
     idempotency.register_lambda_context(context)
     records = event.get("Records", [])
