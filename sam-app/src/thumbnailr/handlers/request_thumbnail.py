@@ -11,8 +11,9 @@ from thumbnailr.model import now_utc
 logger = Logger()
 
 
-# correlation id: API Gateway's request id, on every line this request logs (0 ms on a cold start: Logger
-# is imported anyway), kept on the thumbnail and carried in its create command to the worker's lines
+# correlation id: API Gateway's request id, on every line this request logs, kept on the thumbnail and carried
+# in its create command to the worker's lines. Cold-start cost 0.1 ms (0.2 ms without .pyc): correlation_paths
+# is a module of constants, measured as in telemetry.py
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @metrics.log_metrics  # flushed in a finally: a failed request's counts are kept too
 def lambda_handler(event: dict, context: object) -> dict:

@@ -6,8 +6,14 @@ which CloudWatch Logs turns into a metric of the namespace ``Thumbnailr``, with 
 (https://docs.powertools.aws.dev/lambda/python/latest/core/metrics/). A metric with a dimension of its own
 (a format, a reason) is a single metric: its own line, so it never mixes with the others' dimensions.
 
-Cold-start cost, measured with ``python -m workshop.importcost`` (the import-cost helper of the notebooks)
-on this repository's machine: see the comment where each import is added.
+Cold-start cost, measured with the notebooks' import-cost helper (``workshop.importcost``), median of 9 fresh
+imports of ``thumbnailr.handlers.request_thumbnail`` on a 2-core x86_64 machine: this module adds 0.8 ms
+with bytecode (.pyc) in site-packages, 1.0 ms without any; Powertools' Metrics itself adds nothing, because
+``from aws_lambda_powertools import Logger`` already imports it (alone it is 3.9 ms, 13.7 ms without .pyc).
+The handler's whole import is 336 ms, 1,678 ms without .pyc (boto3 and Pillow, mostly)::
+
+    python -c 'from workshop import importcost as c; m = c.measure("thumbnailr.handlers.request_thumbnail",
+               pythonpath="sam-app/src"); print(c.total_ms(m, "thumbnailr.handlers.telemetry"))'
 """
 
 from __future__ import annotations
@@ -15,8 +21,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-# Metrics: about 0 ms more on a cold start (aws_lambda_powertools is already imported for the Logger; the
-# metrics module adds ~2 ms, measured with `python -m workshop.importcost aws_lambda_powertools.metrics`).
+# ~0 ms on a cold start: the Logger's `import aws_lambda_powertools` has already imported Metrics (see above)
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
