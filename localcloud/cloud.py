@@ -207,6 +207,7 @@ class LocalCloud:
         """CloudFormation (its API at the endpoint), deploying into this cloud."""
         from localcloud.cfn.api import CloudFormationApi
         from localcloud.cfn.deployer import CloudDeployer
+        from localcloud.event_sources.destinations import measured_nowhere
         from localcloud.cfn.service import CloudFormationService
 
         self.deployer = CloudDeployer(
@@ -220,6 +221,7 @@ class LocalCloud:
             retry_delays=self.retry_delays,
             stream_retry_delay=self.stream_retry_delay,
             minute_s=self.minute_s,
+            measure=self._metrics.measure if self._metrics is not None else measured_nowhere,
         )
         self.cloudformation = CloudFormationService(self.deployer, self._clients, region=self.region,
                                                     account_id=self.account_id)

@@ -33,6 +33,7 @@ from localcloud.cfn.provision import Provisioner
 from localcloud.cfn.service import DeployedStack, DeployFailed, ResourceEvent
 from localcloud.cfn.stack import Stack
 from localcloud.errors import CloudError, Throttled
+from localcloud.event_sources.destinations import Measure, measured_nowhere
 from localcloud.sdk import Clients
 
 if TYPE_CHECKING:
@@ -91,9 +92,11 @@ class CloudDeployer:
         retry_delays: tuple[float, ...] = (1.0, 2.0),
         stream_retry_delay: float = 0.2,
         minute_s: float = 60.0,
+        measure: Measure = measured_nowhere,
     ) -> None:
         self.clients = clients
         self.functions = functions
+        self.measure = measure  # Lambda's metrics that the event sources measure (IteratorAge, AsyncEventAge...)
         self.endpoint_url = endpoint_url
         self.region = region
         self.account_id = account_id
@@ -411,7 +414,7 @@ class CloudDeployer:
         stack = running.stack
         sources = EventSources(stack, self.clients, self.invoke, endpoint_url=self.endpoint_url,
                                retry_delays=self.retry_delays, stream_retry_delay=self.stream_retry_delay,
-                               minute_s=self.minute_s)
+                               minute_s=self.minute_s, measure=self.measure)
         sources.setup()
         sources.start()
         running.event_sources = sources

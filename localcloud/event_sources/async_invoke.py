@@ -32,8 +32,10 @@ from localcloud.errors import Throttled, UnknownFunction
 from localcloud.event_sources.destinations import (
     Destinations,
     Invoke,
+    Measure,
     error_message,
     iso_time,
+    measured_nowhere,
     response_payload,
 )
 from localcloud.lambda_service.spec import InvocationResult
@@ -65,8 +67,10 @@ class AsyncInvoker:
         workers: int = 4,
         region: str = "us-east-1",
         account_id: str = "123456789012",
+        measure: Measure = measured_nowhere,
     ) -> None:
         self.invoke = invoke
+        self.measure = measure
         self.destinations = destinations
         self.retry_delays = tuple(retry_delays) or (1.0,)
         self.throttle_delay = throttle_delay
@@ -99,6 +103,7 @@ class AsyncInvoker:
                 raise RuntimeError("the local cloud is stopped")
             heapq.heappush(self._heap, _Job(time.monotonic(), next(self._seq), function, event, now))
             self._cond.notify()
+        self.measure("AsyncEventsReceived", function, 1, "Count")
 
     def pending(self) -> int:
         with self._cond:
@@ -164,6 +169,7 @@ class AsyncInvoker:
         if time.time() - job.enqueued > config.max_event_age_s:
             self._give_up(job, config, None, "EventAgeExceeded", "the event is older than MaximumEventAgeInSeconds")
             return
+        self.measure("AsyncEventAge", job.function, (time.time() - job.enqueued) * 1000, "Milliseconds")
         try:
             result = self.invoke(job.function, job.event)
         except Exception as e:  # noqa: BLE001
@@ -182,8 +188,8 @@ class AsyncInvoker:
         job.invocations += 1
         if error is None:
             self._record(job, "success", result, None, None)
-            if config.on_success:
-                self._send_record(config.on_success, job, result, "Success")
+            if config.on_success and not self._safe(self._send_record, config.on_success, job, result, "Success"):
+                self.measure("DestinationDeliveryFailures", job.function, 1, "Count")
             return
         job.attempts += 1
         if job.attempts <= config.max_retry_attempts:
@@ -196,11 +202,12 @@ class AsyncInvoker:
 
     def _give_up(self, job: _Job, config: AsyncConfig, result: InvocationResult, condition: str, error: str) -> None:
         self._record(job, "failed", result, condition, error)
+        self.measure("AsyncEventsDropped", job.function, 1, "Count")
         if not (config.on_failure or config.dead_letter_arn):
             log.warning("%s: event given up (%s), no dead-letter queue or OnFailure destination: %s",
                         job.function, condition, error)
-        if config.on_failure:
-            self._safe(self._send_record, config.on_failure, job, result, condition)
+        if config.on_failure and not self._safe(self._send_record, config.on_failure, job, result, condition):
+            self.measure("DestinationDeliveryFailures", job.function, 1, "Count")
         if config.dead_letter_arn:
             request_id = getattr(result, "request_id", None) or str(uuid.uuid4())
             attributes = {
@@ -208,7 +215,8 @@ class AsyncInvoker:
                 "ErrorCode": ("Number", "200"),
                 "ErrorMessage": ("String", (error or condition)[:1024]),
             }
-            self._safe(self.destinations.send, config.dead_letter_arn, json.dumps(job.event), attributes)
+            if not self._safe(self.destinations.send, config.dead_letter_arn, json.dumps(job.event), attributes):
+                self.measure("DeadLetterErrors", job.function, 1, "Count")
 
     def _send_record(self, arn: str, job: _Job, result: InvocationResult, condition: str) -> None:
         response: dict[str, Any] = {"statusCode": 200, "executedVersion": "$LATEST"}
@@ -230,11 +238,13 @@ class AsyncInvoker:
         self.destinations.send(arn, json.dumps(record))
 
     @staticmethod
-    def _safe(fn: Callable[..., Any], *args: Any) -> None:
+    def _safe(fn: Callable[..., Any], *args: Any) -> bool:
         try:
             fn(*args)
+            return True
         except Exception:  # noqa: BLE001
             log.exception("sending to %s failed", args[0])
+            return False
 
     def _record(self, job: _Job, outcome: str, result: InvocationResult, condition: str | None, error: str | None) -> None:
         self.history.append({

@@ -17,6 +17,12 @@ log = logging.getLogger(__name__)
 
 
 Invoke = Callable[[str, Any], InvocationResult]  # (function name, event) -> its result
+#: (metric, function name or name:qualifier, value, unit): a metric of Lambda's that an event source measures
+Measure = Callable[[str, str, float, str], None]
+
+
+def measured_nowhere(metric: str, function: str, value: float, unit: str) -> None:
+    """The default ``Measure``: event sources without a CloudWatch to report to."""
 
 
 def iso_time(ts: float | None = None) -> str:

@@ -29,7 +29,7 @@ from localcloud.cfn.stack import (
     StreamMappingModel,
 )
 from localcloud.event_sources.async_invoke import AsyncInvoker
-from localcloud.event_sources.destinations import Destinations, Invoke
+from localcloud.event_sources.destinations import Destinations, Invoke, Measure, measured_nowhere
 from localcloud.event_sources.schedules import ScheduleRunner
 from localcloud.event_sources.shapes import s3_lambda_record, sns_lambda_event
 from localcloud.event_sources.streams import StreamPoller
@@ -132,8 +132,10 @@ class EventSources:
         poll_interval: float = 0.1,
         workers: int = 4,
         minute_s: float = 60.0,
+        measure: Measure = measured_nowhere,
     ) -> None:
         self.stack = stack
+        self.measure = measure
         self.clients = clients
         self.invoke = invoke
         self.endpoint_url = endpoint_url
@@ -144,7 +146,7 @@ class EventSources:
         self.destinations = Destinations(clients)
         self.async_invoker = AsyncInvoker(
             invoke, self.destinations, retry_delays=retry_delays, workers=workers,
-            region=self.region, account_id=self.account_id,
+            region=self.region, account_id=self.account_id, measure=measure,
         )
         self.destinations.invoke_async = self.async_invoker.submit
         self.streams: list[StreamPoller] = []
@@ -260,6 +262,7 @@ class EventSources:
             function_arn=f"arn:aws:lambda:{self.region}:{self.account_id}:function:{mapping.function}",
             retry_delay=self.stream_retry_delay,
             poll_interval=self.poll_interval,
+            measure=self.measure,
         )
         if mapping.enabled:
             poller.open()

@@ -29,7 +29,7 @@ from localcloud.cfn.stack import (
     StreamMappingModel,
 )
 from localcloud.errors import Throttled
-from localcloud.event_sources.destinations import Destinations, Invoke, iso_time
+from localcloud.event_sources.destinations import Destinations, Invoke, Measure, iso_time, measured_nowhere
 from localcloud.event_sources.filters import matches_filter
 from localcloud.event_sources.shapes import dynamodb_stream_record
 from localcloud.lambda_service.spec import InvocationResult
@@ -53,8 +53,10 @@ class StreamPoller:
         retry_delay: float = 0.2,
         throttle_delay: float = 0.5,
         poll_interval: float = 0.1,
+        measure: Measure = measured_nowhere,
     ) -> None:
         self.mapping = mapping
+        self.measure = measure
         self.clients = clients
         self.invoke = invoke
         self.destinations = destinations
@@ -193,6 +195,9 @@ class StreamPoller:
                 if time.time() - oldest > m.maximum_record_age_s:
                     self._on_failure(shard_id, records, None, invocations, "RecordAgeExceeded")
                     continue
+            # "the age of the last record in the batch when Lambda reads it" (IteratorAge)
+            last = float(records[-1]["dynamodb"].get("ApproximateCreationDateTime") or time.time())
+            self.measure("IteratorAge", m.function, max(0.0, time.time() - last) * 1000, "Milliseconds")
             try:
                 result = self.invoke(m.function, {"Records": records})
             except Exception as e:  # noqa: BLE001
@@ -263,5 +268,6 @@ class StreamPoller:
             try:
                 self.destinations.send(self.mapping.on_failure, json.dumps(record))
             except Exception:  # noqa: BLE001
+                self.measure("DestinationDeliveryFailures", self.mapping.function, 1, "Count")
                 log.exception("%s: sending the failure record to %s failed", self.mapping.logical_id,
                               self.mapping.on_failure)

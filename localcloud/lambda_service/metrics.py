@@ -14,6 +14,17 @@ https://docs.aws.amazon.com/lambda/latest/dg/monitoring-concurrency.html):
   ("across all functions").
 * The timestamp is when the function was invoked, not when it ended.
 
+Event sources add their own (``measure``), each with the dimensions ``{FunctionName}`` (and ``Resource`` for an
+alias or version) and none, one raw value per datum:
+
+* asynchronous invocation: ``AsyncEventsReceived`` (Count, each event queued), ``AsyncEventAge``
+  (Milliseconds, from queueing to each invocation attempt: it grows with retries and throttles),
+  ``AsyncEventsDropped`` (Count, each event given up, after it went to a DLQ or OnFailure destination if any);
+* ``DeadLetterErrors`` (Count): an event that could not be sent to the dead-letter queue;
+  ``DestinationDeliveryFailures`` (Count): a record that could not be sent to a destination;
+* ``IteratorAge`` (Milliseconds, stream event source mappings): the age of the batch's last record when
+  Lambda read it.
+
 Records are aggregated per second and dimension set into ``StatisticValues`` and sent by a thread of
 their own with ``put_metric_data`` (Lambda sends aggregates too, once a minute; a teaching cloud wants
 them sooner, so every ``flush_interval_s``).
@@ -24,6 +35,7 @@ from __future__ import annotations
 import bisect
 import logging
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -32,7 +44,7 @@ from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
-__all__ = ["NAMESPACE", "InvokeRecordLike", "LambdaMetrics", "metric_data"]
+__all__ = ["NAMESPACE", "InvokeRecordLike", "LambdaMetrics", "Measured", "measured_data", "metric_data"]
 
 NAMESPACE = "AWS/Lambda"
 #: PutMetricData takes at most 1000 metrics (and 1 MB) a request:
@@ -155,6 +167,30 @@ def metric_data(records: Iterable[InvokeRecordLike]) -> list[dict[str, Any]]:
     return data
 
 
+@dataclass(frozen=True)
+class Measured:
+    """One value an event source measured for a function (``function`` may be ``name:qualifier``)."""
+
+    metric: str
+    function: str
+    value: float
+    unit: str
+    at: float
+
+
+def measured_data(measured: Iterable[Measured]) -> list[dict[str, Any]]:
+    """The ``MetricData`` entries for event sources' measurements: one per value and dimension set."""
+    data = []
+    for m in measured:
+        name, _, qualifier = m.function.partition(":")
+        function = (("FunctionName", name),)
+        sets: list[Dimensions] = [(), function] + ([function + (("Resource", m.function),)] if qualifier else [])
+        data.extend({"MetricName": m.metric, "Dimensions": [{"Name": n, "Value": v} for n, v in dims],
+                     "Timestamp": datetime.fromtimestamp(m.at, timezone.utc), "Unit": m.unit, "Values": [m.value]}
+                    for dims in sets)
+    return data
+
+
 class LambdaMetrics:
     """Counts every invoke attempt (``record``, a LambdaService ``on_invoked`` callback) into CloudWatch."""
 
@@ -164,6 +200,7 @@ class LambdaMetrics:
         self.flush_interval_s = flush_interval_s
         self.namespace = namespace
         self._pending: list[InvokeRecordLike] = []
+        self._measured: list[Measured] = []
         self._lock = threading.Lock()
         self._publishing = threading.Lock()  # one put_metric_data batch at a time, in order
         self._wake = threading.Event()
@@ -182,14 +219,25 @@ class LambdaMetrics:
 
     __call__ = record
 
+    def measure(self, metric: str, function: str, value: float = 1.0, unit: str = "Count") -> None:
+        """Count (or time, in Milliseconds) what an event source did for ``function``."""
+        with self._lock:
+            if self._stopped.is_set():
+                return
+            self._measured.append(Measured(metric, function, float(value), unit, time.time()))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="lambda-metrics", daemon=True)
+                self._thread.start()
+
     def flush(self) -> int:
         """Send what has been recorded so far, now; returns how many metric data were sent."""
         with self._publishing:
             with self._lock:
                 records, self._pending = self._pending, []
-            if not records:
+                measured, self._measured = self._measured, []
+            if not records and not measured:
                 return 0
-            data = metric_data(records)
+            data = metric_data(records) + measured_data(measured)
             cloudwatch = self.clients("cloudwatch")
             for i in range(0, len(data), _MAX_DATA_PER_REQUEST):
                 cloudwatch.put_metric_data(Namespace=self.namespace, MetricData=data[i:i + _MAX_DATA_PER_REQUEST])

@@ -394,3 +394,44 @@ def test_an_internal_poller_deletes_a_message_only_once_it_was_handled(sns_cloud
     finally:
         stopped.set()
         poller.thread.join(5)
+
+
+# --------------------------------------------------------------------------- the event sources' metrics in CloudWatch
+
+
+def _lambda_metric(cloud: Any, metric: str, function: str, stat: str = "Sum") -> float | None:
+    from datetime import datetime, timedelta, timezone
+
+    now = datetime.now(timezone.utc)
+    [result] = cloud.client("cloudwatch").get_metric_data(
+        MetricDataQueries=[{"Id": "m", "MetricStat": {"Period": 600, "Stat": stat, "Metric": {
+            "Namespace": "AWS/Lambda", "MetricName": metric,
+            "Dimensions": [{"Name": "FunctionName", "Value": function}]}}}],
+        StartTime=now - timedelta(minutes=5), EndTime=now + timedelta(minutes=5))["MetricDataResults"]
+    return sum(result["Values"]) if result["Values"] else None
+
+
+def test_an_async_event_given_up_counts_as_received_aged_dropped_and_its_lost_deliveries(sns_cloud: Any,
+                                                                                        tmp_path: Path) -> None:
+    name, record = _toy(sns_cloud, "always_fail", tmp_path)
+    gone = f"arn:aws:sqs:{sns_cloud.region}:123456789012:no-such-queue-{uuid.uuid4().hex[:6]}"
+    sns_cloud.event_sources.async_invoker.configure(
+        name, AsyncConfig(max_retry_attempts=1, dead_letter_arn=gone, on_failure=gone))
+    sns_cloud.invoke_async(name, {"x": 1})
+    _wait_for(lambda: any(h["function"] == name for h in sns_cloud.event_sources.async_invoker.history))
+    expected = {("AsyncEventsReceived", "Sum"): 1.0, ("AsyncEventAge", "SampleCount"): 2.0,  # one per attempt
+                ("AsyncEventsDropped", "Sum"): 1.0, ("DeadLetterErrors", "Sum"): 1.0,
+                ("DestinationDeliveryFailures", "Sum"): 1.0}
+    _wait_for(lambda: {k: _lambda_metric(sns_cloud, *k[:1], name, k[1]) for k in expected} == expected)
+    assert _lambda_metric(sns_cloud, "AsyncEventAge", name, "Maximum") >= sum(sns_cloud.retry_delays[:1]) * 1000
+
+
+def test_a_stream_batch_reports_the_age_of_its_last_record(sns_cloud: Any, tmp_path: Path) -> None:
+    name, record = _toy(sns_cloud, "stream_all_or_nothing", tmp_path)
+    stream_arn = _stream_table(sns_cloud, _items(poison=set()))
+    time.sleep(0.5)  # the records are half a second old when the mapping reads them
+    sns_cloud.event_sources.add_stream_mapping(StreamMappingModel(
+        logical_id="TestAge", uuid=str(uuid.uuid4()), function=name, event_source_arn=stream_arn,
+        starting_position="TRIM_HORIZON", batch_size=10, maximum_retry_attempts=0))
+    _wait_for(lambda: _lambda_metric(sns_cloud, "IteratorAge", name, "SampleCount") == 1.0)
+    assert 400 <= _lambda_metric(sns_cloud, "IteratorAge", name, "Maximum") < 20_000
