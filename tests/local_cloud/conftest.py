@@ -32,6 +32,24 @@ def _cloud(**kwargs: object) -> Iterator[object]:
 
 
 @pytest.fixture(scope="module")
+def moto_clients(no_real_aws: list[str]) -> Iterator[object]:
+    """Clients of a moto process of the module's own (the local cloud's, with its fixes), in us-east-1."""
+    import os
+
+    from localcloud.endpoint.moto_process import MotoProcess
+    from localcloud.sdk import Clients, fake_aws_environment
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(fake_aws_environment("http://127.0.0.1:0", "us-east-1"))
+    env.pop("AWS_ENDPOINT_URL", None)
+    moto = MotoProcess(env)
+    try:
+        yield Clients(f"http://127.0.0.1:{moto.wait_ready()}", "us-east-1")
+    finally:
+        moto.stop()
+
+
+@pytest.fixture(scope="module")
 def sns_cloud(no_real_aws: list[str]) -> Iterator[object]:
     """The app with Dispatch=sns (the template's defaults otherwise)."""
     yield from _cloud(dispatch="sns")

@@ -15,11 +15,9 @@ compressed minutes.
 from __future__ import annotations
 
 import copy
-import os
 import random
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -28,9 +26,8 @@ import pytest
 
 from localcloud.cloudwatch_alarms import AlarmEvaluator, evaluate
 from localcloud.codedeploy import DEPLOYMENT_TYPES, TrafficShift, deployment_type, traffic_schedule
-from localcloud.endpoint.moto_process import MotoProcess
 from localcloud.lambda_service.metrics import LambdaMetrics
-from localcloud.sdk import Clients, fake_aws_environment
+from localcloud.sdk import Clients
 
 REGION = "us-east-1"
 
@@ -52,15 +49,8 @@ class Record:
 
 
 @pytest.fixture(scope="module")
-def clients(no_real_aws: list[str]) -> Iterator[Clients]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(fake_aws_environment("http://127.0.0.1:0", REGION))
-    env.pop("AWS_ENDPOINT_URL", None)
-    moto = MotoProcess(env)
-    try:
-        yield Clients(f"http://127.0.0.1:{moto.wait_ready()}", REGION)
-    finally:
-        moto.stop()
+def clients(moto_clients: Clients) -> Clients:
+    return moto_clients
 
 
 def dims(**pairs: str) -> list[dict[str, str]]:

@@ -2,34 +2,16 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-
 import pytest
 from botocore.exceptions import ClientError
 
-from localcloud.endpoint.moto_process import MotoProcess
-from localcloud.sdk import Clients, fake_aws_environment
+from localcloud.sdk import Clients
 
 pytestmark = pytest.mark.local_cloud
 
-REGION = "us-east-1"
 
-
-@pytest.fixture(scope="module")
-def clients(no_real_aws: list[str]) -> Iterator[Clients]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(fake_aws_environment("http://127.0.0.1:0", REGION))
-    env.pop("AWS_ENDPOINT_URL", None)
-    moto = MotoProcess(env)
-    try:
-        yield Clients(f"http://127.0.0.1:{moto.wait_ready()}", REGION)
-    finally:
-        moto.stop()
-
-
-def test_a_cancelled_transaction_leaves_the_stream_readable_and_without_its_writes(clients: Clients) -> None:
-    ddb, streams = clients("dynamodb"), clients("dynamodbstreams")
+def test_a_cancelled_transaction_leaves_the_stream_readable_and_without_its_writes(moto_clients: Clients) -> None:
+    ddb, streams = moto_clients("dynamodb"), moto_clients("dynamodbstreams")
     arn = ddb.create_table(
         TableName="rollback", BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
@@ -54,10 +36,10 @@ def test_a_cancelled_transaction_leaves_the_stream_readable_and_without_its_writ
     assert "Item" not in ddb.get_item(TableName="rollback", Key={"id": {"S": "rolled-back"}})
 
 
-def test_get_metric_data_gives_percentiles_of_raw_values_only(clients: Clients) -> None:
+def test_get_metric_data_gives_percentiles_of_raw_values_only(moto_clients: Clients) -> None:
     from datetime import datetime, timedelta, timezone
 
-    cloudwatch, now = clients("cloudwatch"), datetime.now(timezone.utc)
+    cloudwatch, now = moto_clients("cloudwatch"), datetime.now(timezone.utc)
     cloudwatch.put_metric_data(Namespace="Test", MetricData=[
         {"MetricName": "Latency", "Values": [float(v) for v in range(100, 0, -1)], "Unit": "Milliseconds"},
         {"MetricName": "Summed", "StatisticValues": {"SampleCount": 2, "Sum": 3, "Minimum": 1, "Maximum": 2}}])

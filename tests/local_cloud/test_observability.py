@@ -35,15 +35,9 @@ def handler(event, context):
 @pytest.fixture(scope="module")
 def cloud(no_real_aws: list[str]) -> Iterator[Any]:
     """The app in a local cloud whose CloudWatch minute lasts 1 s (an alarm's 60 s period: 1 s)."""
-    from localcloud import LocalCloud
-    from tests.local_cloud.conftest import REPO
+    from tests.local_cloud.conftest import _cloud
 
-    cloud = LocalCloud(REPO / "sam-app" / "template.yaml", port=0, control=False, minute_s=1.0)
-    cloud.start()
-    try:
-        yield cloud
-    finally:
-        cloud.stop()
+    yield from _cloud(control=False, minute_s=1.0)
 
 
 def _toy(cloud: Any) -> str:
