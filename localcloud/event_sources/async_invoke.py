@@ -169,7 +169,7 @@ class AsyncInvoker:
         if time.time() - job.enqueued > config.max_event_age_s:
             self._give_up(job, config, None, "EventAgeExceeded", "the event is older than MaximumEventAgeInSeconds")
             return
-        self.measure("AsyncEventAge", job.function, (time.time() - job.enqueued) * 1000, "Milliseconds")
+        age_ms = (time.time() - job.enqueued) * 1000
         try:
             result = self.invoke(job.function, job.event)
         except Exception as e:  # noqa: BLE001
@@ -178,6 +178,7 @@ class AsyncInvoker:
                 return
             if isinstance(e, UnknownFunction) or self._stopped:
                 self._record(job, "dropped", None, None, str(e))
+                self.measure("AsyncEventsDropped", job.function, 1, "Count")
                 log.warning("async event for %s dropped: %s", job.function, e)
                 return
             log.warning("async invocation of %s failed: %r", job.function, e)
@@ -185,6 +186,8 @@ class AsyncInvoker:
             error = f"{type(e).__name__}: {e}"
         else:
             error = error_message(result) if result.function_error else None
+        # from queueing to this invocation (a throttled attempt is none): it grows with retries and throttles
+        self.measure("AsyncEventAge", job.function, age_ms, "Milliseconds")
         job.invocations += 1
         if error is None:
             self._record(job, "success", result, None, None)

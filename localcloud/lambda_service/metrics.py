@@ -18,7 +18,8 @@ Event sources add their own (``measure``), each with the dimensions ``{FunctionN
 alias or version) and none, one raw value per datum:
 
 * asynchronous invocation: ``AsyncEventsReceived`` (Count, each event queued), ``AsyncEventAge``
-  (Milliseconds, from queueing to each invocation attempt: it grows with retries and throttles),
+  (Milliseconds, from queueing to each invocation, a throttled attempt being none: it grows with retries and
+  throttles),
   ``AsyncEventsDropped`` (Count, each event given up, after it went to a DLQ or OnFailure destination if any);
 * ``DeadLetterErrors`` (Count): an event that could not be sent to the dead-letter queue;
   ``DestinationDeliveryFailures`` (Count): a record that could not be sent to a destination;
