@@ -26,7 +26,8 @@ alias or version) and none, one raw value per datum:
 * ``IteratorAge`` (Milliseconds, stream event source mappings): the age of the batch's last record when
   Lambda read it.
 
-Records are aggregated per second and dimension set into ``StatisticValues`` and sent by a thread of
+Records are aggregated per second and dimension set into ``StatisticValues`` (``Duration`` as its raw values,
+so that CloudWatch can give its percentiles) and sent by a thread of
 their own with ``put_metric_data`` (Lambda sends aggregates too, once a minute; a teaching cloud wants
 them sooner, so every ``flush_interval_s``).
 """
