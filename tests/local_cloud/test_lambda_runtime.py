@@ -319,8 +319,10 @@ def test_many_threads_at_once(make_runtime):
 
 
 def test_a_steady_trickle_of_users_stays_warm(make_runtime):
-    """5 users each calling three functions in turn (at most 5 at once per function): the first calls are cold,
-    then every call is warm (the old "10 environments in all" kept reclaiming and starting them again)."""
+    """5 users each calling three functions in turn (at most 5 at once per function), twice: at most one cold start
+    per user and function in all, and nothing reclaimed (the old "10 environments in all" kept reclaiming and
+    starting them again). The second round may still start one: its calls can line up 5 at once on a function
+    where the first round's never went past 4."""
     runtime = make_runtime()
     names = ("Api", "Worker", "Other")
     for name in names:
@@ -329,12 +331,11 @@ def test_a_steady_trickle_of_users_stays_warm(make_runtime):
     def user() -> list:
         return [runtime.invoke(name, {"seconds": 0.01}) for _ in range(6) for name in names]
 
-    results = [r for rs in in_threads(5, user) for r in rs]
+    results = [r for _ in range(2) for rs in in_threads(5, user) for r in rs]
     assert not any(isinstance(r, Exception) for r in results), results
-    cold = [r for r in results if r.cold_start]
-    assert len(results) == 90 and len(cold) <= 15  # at most one per user and function, then none
-    again = [r for rs in in_threads(5, user) for r in rs]
-    assert sum(r.cold_start for r in again) == 0
+    assert len(results) == 180 and {r.function_name for r in results} == set(names)
+    for name in names:  # never more environments than calls at once
+        assert sum(r.cold_start for r in results if r.function_name == name) <= 5, name
     assert all(rec.stop_reason is None for rec in runtime.records())  # nothing was reclaimed
 
 
