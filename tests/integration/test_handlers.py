@@ -72,6 +72,11 @@ def request_thumbnail(invoke, photo_id, user=ADA, **overrides):
     return answer(invoke("RequestThumbnailFunction", api_event("request_thumbnail", user, body)))
 
 
+def emf_lines(printed: str) -> list[dict]:
+    """The metric lines (CloudWatch's Embedded Metric Format) a handler printed, with Powertools Metrics."""
+    return [json.loads(line) for line in printed.splitlines() if line.startswith("{") and '"_aws"' in line]
+
+
 def published_commands(stack) -> list[dict]:
     sqs = boto3.client("sqs", region_name=REGION)
     messages = sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10).get("Messages", [])
@@ -229,6 +234,14 @@ class TestQuota:
         monkeypatch.setattr(handler, "now_utc", lambda: datetime(2027, 1, 1, 0, 0, tzinfo=timezone.utc))
         assert request_thumbnail(invoke, photo_id)[0] == 202
 
+    def test_a_refusal_is_counted_in_the_apps_metrics(self, stack, invoke, monkeypatch, capsys):
+        photo_id = upload(stack, invoke, jpeg())
+        for _ in range(5):
+            request_thumbnail(invoke, photo_id)
+        capsys.readouterr()
+        assert request_thumbnail(invoke, photo_id)[0] == 429
+        assert [line["QuotaRefusals"] for line in emf_lines(capsys.readouterr().out) if "QuotaRefusals" in line] == [[1.0]]
+
     def test_users_have_separate_quotas(self, stack, invoke):
         ada_photo, bob_photo = upload(stack, invoke, jpeg()), upload(stack, invoke, jpeg(), user=BOB)
         assert [request_thumbnail(invoke, ada_photo)[0] for _ in range(6)][-1] == 429
@@ -277,6 +290,18 @@ class TestCreateThumbnail:
         used = boto3.client("dynamodb", region_name=REGION).get_item(
             TableName=stack.names["QuotaTable"], Key={"user_id": {"S": ADA}, "month": {"S": month}})["Item"]["used"]
         assert used == {"N": "0"}
+
+    def test_the_metrics_of_attempts_that_raise_are_printed_all_the_same(self, stack, invoke, monkeypatch, capsys):
+        _, command = self.requested(stack, invoke)
+        monkeypatch.setattr("thumbnailr.adapters.s3.S3ObjectStore.write", lambda *a: (_ for _ in ()).throw(ConnectionError("S3 down")))
+        capsys.readouterr()
+        for _ in range(3):  # two retried attempts, then the last one gives up
+            with pytest.raises(Exception, match="S3 down"):
+                invoke("CreateThumbnailFunction", sns_event(command))
+        printed = emf_lines(capsys.readouterr().out)
+        assert sum(sum(line["WorkerAttempts"]) for line in printed if "WorkerAttempts" in line) == 3
+        assert [(line["format"], line["ThumbnailsFailed"]) for line in printed if "ThumbnailsFailed" in line] == [
+            (command["format"], [1.0])]
 
     @pytest.mark.parametrize("stack", [{"Dispatch": "stream"}], indirect=True)
     def test_in_stream_mode_nothing_is_published_and_the_stream_record_makes_it_once(self, stack, invoke):
