@@ -90,7 +90,7 @@ def give_percentiles() -> None:
     import math
     import re
 
-    from moto.cloudwatch.models import Statistics
+    from moto.cloudwatch.models import CloudWatchBackend, Statistics
 
     get_statistic = Statistics.get_statistics_for_type
     percentile = re.compile(r"p(\d{1,2}(?:\.\d+)?|100)$")
@@ -105,8 +105,6 @@ def give_percentiles() -> None:
             return None
         rank = math.ceil(float(match.group(1)) / 100 * len(values))
         return values[max(rank, 1) - 1]
-
-    from moto.cloudwatch.models import CloudWatchBackend
 
     get_metric_data = CloudWatchBackend.get_metric_data
 

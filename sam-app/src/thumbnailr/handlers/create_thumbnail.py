@@ -34,12 +34,10 @@ def _create(command: dict) -> str:
             thumbnails_store=bootstrap.thumbnails_store(),
             max_attempts=bootstrap.max_attempts(),
         )
-    except GaveUp:
+    except Exception as error:  # an attempt all the same; the last one (GaveUp) marked the thumbnail failed
         count("WorkerAttempts")
-        count("ThumbnailsFailed", format=thumbnail_format)
-        raise
-    except Exception:
-        count("WorkerAttempts")
+        if isinstance(error, GaveUp):
+            count("ThumbnailsFailed", format=thumbnail_format)
         raise
     if not outcome.startswith("ignored"):
         count("WorkerAttempts")

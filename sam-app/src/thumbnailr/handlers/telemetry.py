@@ -1,4 +1,4 @@
-"""What the app tells its operator: business metrics and the id that ties one request's log lines together.
+"""What the app tells its operator: its business metrics, counted with Powertools Metrics.
 
 Metrics are Powertools Metrics: each is printed as one log line in CloudWatch's Embedded Metric Format,
 which CloudWatch Logs turns into a metric of the namespace ``Thumbnailr``, with the dimension ``service``
@@ -19,7 +19,6 @@ The handler's whole import is 336 ms, 1,678 ms without .pyc (boto3 and Pillow, m
 from __future__ import annotations
 
 import warnings
-from typing import Any
 
 # ~0 ms on a cold start: the Logger's `import aws_lambda_powertools` has already imported Metrics (see above)
 from aws_lambda_powertools import Metrics
@@ -59,8 +58,3 @@ def count(name: str, value: float = 1, **dimensions: str) -> None:
         for key, dimension in dimensions.items():
             metric.add_dimension(name=key, value=dimension)
 
-
-def correlation_id(event: dict[str, Any]) -> str | None:
-    """API Gateway's id of the request (``requestContext.requestId``): the id a client can quote, kept on the
-    thumbnail and carried in its create command, so that the worker's lines carry it too."""
-    return (event.get("requestContext") or {}).get("requestId")
